@@ -1,0 +1,20 @@
+"""Root of the ``leadstream`` command: sub-commands are registered here and nowhere else."""
+
+from __future__ import annotations
+
+import typer
+
+from leadstream.cli.infra import infra_app
+
+app = typer.Typer(
+    name="leadstream",
+    help="LeadStream: operate the lead pipeline and its local stack.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(infra_app, name="infra")
+
+
+def main() -> None:
+    """Console-script entrypoint."""
+    app()

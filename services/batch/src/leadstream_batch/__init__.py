@@ -1,0 +1,1 @@
+"""The LeadStream batch service."""

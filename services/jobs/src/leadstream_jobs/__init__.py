@@ -1,0 +1,1 @@
+"""The LeadStream jobs service."""
