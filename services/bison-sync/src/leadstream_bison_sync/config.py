@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from pydantic import SecretStr
-
 from leadstream.settings import Settings
+from pydantic import SecretStr
 
 
 class BisonSyncSettings(Settings):

@@ -38,7 +38,7 @@ class InfraSettings(BaseSettings):
     postgres_port: int = 5432
     postgres_bin_dir: Path = Path("/usr/lib/postgresql/15/bin")
     postgres_user: str = "leadstream"
-    postgres_password: str = "leadstream"
+    postgres_password: str = "leadstream"  # noqa: S105 - loopback-only dev stack
     postgres_database: str = "leadstream"
     redis_port: int = 6379
     mongo_port: int = 27017

@@ -14,6 +14,9 @@ from pathlib import Path
 
 from leadstream.infra.errors import InfraError
 
+_children: dict[int, subprocess.Popen[bytes]] = {}
+"""Servers started by this process, kept so they can be reaped (no zombies, no warnings)."""
+
 
 def port_open(host: str, port: int, timeout: float = 0.3) -> bool:
     """True when something accepts TCP connections on ``host:port``."""
@@ -71,10 +74,19 @@ class ManagedProcess:
             pid = int(self.pid_file.read_text().strip())
         except (OSError, ValueError):
             return None
-        if pid_alive(pid):
+        if pid_alive(pid) and self._is_ours(pid):
             return pid
         self.pid_file.unlink(missing_ok=True)
         return None
+
+    def _is_ours(self, pid: int) -> bool:
+        """Guard against a recycled pid: the process must run our program."""
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            return True  # no /proc: trust the pid file
+        program = os.path.basename(self.argv[0]).encode()
+        return bool(cmdline) and program in cmdline[0]
 
     def running(self) -> bool:
         return self.pid() is not None
@@ -108,6 +120,7 @@ class ManagedProcess:
                 )
             except OSError as exc:
                 raise InfraError(f"{self.name}: cannot start {self.argv[0]}: {exc}") from exc
+        _children[proc.pid] = proc
         self.pid_file.write_text(f"{proc.pid}\n")
         return proc.pid
 
@@ -116,7 +129,13 @@ class ManagedProcess:
         deadline = time.monotonic() + self.ready_timeout
         while time.monotonic() < deadline:
             if not pid_alive(pid):
-                raise InfraError(f"{self.name} exited during start-up", log_tail=tail(self.log_file))
+                child = _children.pop(pid, None)
+                if child is not None:
+                    child.wait()
+                self.pid_file.unlink(missing_ok=True)
+                raise InfraError(
+                    f"{self.name} exited during start-up", log_tail=tail(self.log_file)
+                )
             with contextlib.suppress(Exception):
                 if self.ready():
                     return
@@ -141,5 +160,8 @@ class ManagedProcess:
                 os.killpg(pid, signal.SIGKILL)
             while pid_alive(pid):
                 time.sleep(0.1)
+        child = _children.pop(pid, None)
+        if child is not None:
+            child.wait()
         self.pid_file.unlink(missing_ok=True)
         return True

@@ -18,6 +18,7 @@ from leadstream.infra.config import InfraSettings
 from leadstream.infra.errors import InfraError
 from leadstream.infra.process import ManagedProcess
 
+
 @dataclass
 class Server:
     """A server of the stack: ``prepare`` runs before each start (idempotent)."""
@@ -43,8 +44,14 @@ def _require_cmd(cmd: str, package: str) -> str:
     return found
 
 
-def _proc(cfg: InfraSettings, name: str, argv: list[str], ports: list[int],
-          ready: Callable[[], bool], **kw: object) -> ManagedProcess:
+def _proc(
+    cfg: InfraSettings,
+    name: str,
+    argv: list[str],
+    ports: list[int],
+    ready: Callable[[], bool],
+    **kw: object,
+) -> ManagedProcess:
     return ManagedProcess(
         name=name,
         argv=argv,
@@ -59,6 +66,7 @@ def _proc(cfg: InfraSettings, name: str, argv: list[str], ports: list[int],
 
 # ---------------------------------------------------------------- PostgreSQL
 
+
 def _postgres_os_user() -> str | None:
     """PostgreSQL refuses to run as root: as root we run it as the ``postgres`` user."""
     if os.geteuid() != 0:
@@ -66,7 +74,9 @@ def _postgres_os_user() -> str | None:
     try:
         pwd.getpwnam("postgres")
     except KeyError as exc:
-        raise InfraError("running as root but there is no `postgres` user: run `make install`") from exc
+        raise InfraError(
+            "running as root but there is no `postgres` user: run `make install`"
+        ) from exc
     return "postgres"
 
 
@@ -93,9 +103,23 @@ def postgres(cfg: InfraSettings) -> Server:
             shutil.chown(pwfile, user)
         _traversable(data)
         result = subprocess.run(
-            [str(bindir / "initdb"), "-D", str(data), "-U", "postgres", f"--pwfile={pwfile}",
-             "--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8", "--locale=C"],
-            capture_output=True, text=True, user=user, check=False,
+            [
+                str(bindir / "initdb"),
+                "-D",
+                str(data),
+                "-U",
+                "postgres",
+                f"--pwfile={pwfile}",
+                "--auth-local=trust",
+                "--auth-host=scram-sha-256",
+                "-E",
+                "UTF8",
+                "--locale=C",
+            ],
+            capture_output=True,
+            text=True,
+            user=user,
+            check=False,
         )
         pwfile.unlink(missing_ok=True)
         if result.returncode != 0:
@@ -132,11 +156,24 @@ def postgres(cfg: InfraSettings) -> Server:
                     )
                 )
 
-    argv = [str(bindir / "postgres"), "-D", str(data), "-p", str(cfg.postgres_port),
-            "-c", f"listen_addresses={cfg.host}", "-c", "unix_socket_directories=",
-            "-c", "max_connections=200", "-c", "fsync=on"]
-    return Server(_proc(cfg, "postgres", argv, [cfg.postgres_port], ready, user=user),
-                  prepare, after_ready)
+    argv = [
+        str(bindir / "postgres"),
+        "-D",
+        str(data),
+        "-p",
+        str(cfg.postgres_port),
+        "-c",
+        f"listen_addresses={cfg.host}",
+        "-c",
+        "unix_socket_directories=",
+        "-c",
+        "max_connections=200",
+        "-c",
+        "fsync=on",
+    ]
+    return Server(
+        _proc(cfg, "postgres", argv, [cfg.postgres_port], ready, user=user), prepare, after_ready
+    )
 
 
 def _pg_dsn(cfg: InfraSettings, user: str, password: str, db: str) -> str:
@@ -156,6 +193,7 @@ def _traversable(path: Path) -> None:
 
 # ---------------------------------------------------------------- Redis
 
+
 def redis(cfg: InfraSettings) -> Server:
     data = cfg.state_dir / "redis"
 
@@ -172,12 +210,26 @@ def redis(cfg: InfraSettings) -> Server:
         finally:
             client.close()
 
-    argv = ["redis-server", "--port", str(cfg.redis_port), "--bind", cfg.host, "--save", "",
-            "--appendonly", "no", "--dir", str(data), "--daemonize", "no"]
+    argv = [
+        "redis-server",
+        "--port",
+        str(cfg.redis_port),
+        "--bind",
+        cfg.host,
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        str(data),
+        "--daemonize",
+        "no",
+    ]
     return Server(_proc(cfg, "redis", argv, [cfg.redis_port], ready), prepare)
 
 
 # ---------------------------------------------------------------- Kafka
+
 
 def kafka(cfg: InfraSettings) -> Server:
     home = cfg.state_dir / "kafka"
@@ -191,7 +243,9 @@ def kafka(cfg: InfraSettings) -> Server:
         template = (cfg.infra_dir / "kafka" / "server.properties.template").read_text()
         props.write_text(
             template.format(
-                host=cfg.host, port=cfg.kafka_port, controller_port=cfg.kafka_controller_port,
+                host=cfg.host,
+                port=cfg.kafka_port,
+                controller_port=cfg.kafka_controller_port,
                 log_dirs=data,
             )
         )
@@ -203,28 +257,62 @@ def kafka(cfg: InfraSettings) -> Server:
                 f"remove it with `leadstream infra reset kafka`"
             )
         result = subprocess.run(
-            [java, "-cp", f"{cfg.kafka_libs}/*", *_kafka_log_opts(cfg), "kafka.tools.StorageTool",
-             "format", "--standalone", "--ignore-formatted", "-t", _cluster_id(), "-c", str(props)],
-            capture_output=True, text=True, check=False,
+            [
+                java,
+                "-cp",
+                f"{cfg.kafka_libs}/*",
+                *_kafka_log_opts(cfg),
+                "kafka.tools.StorageTool",
+                "format",
+                "--standalone",
+                "--ignore-formatted",
+                "-t",
+                _cluster_id(),
+                "-c",
+                str(props),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
         )
         if result.returncode != 0:
-            raise InfraError(f"kafka: storage format failed: {result.stdout}{result.stderr}".strip())
+            raise InfraError(
+                f"kafka: storage format failed: {result.stdout}{result.stderr}".strip()
+            )
 
     def ready() -> bool:
         from confluent_kafka.admin import AdminClient
 
-        admin = AdminClient({"bootstrap.servers": f"{cfg.host}:{cfg.kafka_port}",
-                             "log_level": 0})
+        admin = AdminClient({"bootstrap.servers": f"{cfg.host}:{cfg.kafka_port}", "log_level": 0})
         admin.list_topics(timeout=2)
         return True
 
-    argv = ["java", f"-Xms{cfg.kafka_heap}", f"-Xmx{cfg.kafka_heap}", "-server",
-            "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", "-XX:InitiatingHeapOccupancyPercent=35",
-            "-XX:+ExplicitGCInvokesConcurrent", "-Djava.awt.headless=true", *_kafka_log_opts(cfg),
-            "-cp", f"{cfg.kafka_libs}/*", "kafka.Kafka", str(props)]
+    argv = [
+        "java",
+        f"-Xms{cfg.kafka_heap}",
+        f"-Xmx{cfg.kafka_heap}",
+        "-server",
+        "-XX:+UseG1GC",
+        "-XX:MaxGCPauseMillis=20",
+        "-XX:InitiatingHeapOccupancyPercent=35",
+        "-XX:+ExplicitGCInvokesConcurrent",
+        "-Djava.awt.headless=true",
+        *_kafka_log_opts(cfg),
+        "-cp",
+        f"{cfg.kafka_libs}/*",
+        "kafka.Kafka",
+        str(props),
+    ]
     return Server(
-        _proc(cfg, "kafka", argv, [cfg.kafka_port, cfg.kafka_controller_port], ready,
-              ready_timeout=120.0, stop_timeout=60.0),
+        _proc(
+            cfg,
+            "kafka",
+            argv,
+            [cfg.kafka_port, cfg.kafka_controller_port],
+            ready,
+            ready_timeout=120.0,
+            stop_timeout=60.0,
+        ),
         prepare,
     )
 
@@ -250,8 +338,9 @@ REGISTRY_MIN_JAVA = 21
 def java_major(java: str) -> int | None:
     """The major version of a ``java`` binary, or None if it does not run."""
     try:
-        out = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=20,
-                             check=False).stderr
+        out = subprocess.run(
+            [java, "-version"], capture_output=True, text=True, timeout=20, check=False
+        ).stderr
     except (OSError, subprocess.TimeoutExpired):
         return None
     match = re.search(r'version "(\d+)(?:\.(\d+))?', out)
@@ -262,7 +351,7 @@ def java_major(java: str) -> int | None:
 
 
 def find_java(minimum: int) -> str:
-    """A ``java`` of at least ``minimum``: $LEADSTREAM_REGISTRY_JAVA, $JAVA_HOME, PATH, /usr/lib/jvm."""
+    """A ``java`` >= ``minimum`` ($LEADSTREAM_REGISTRY_JAVA, $JAVA_HOME, PATH, jvm dirs)."""
     candidates = [os.environ.get("LEADSTREAM_REGISTRY_JAVA", "")]
     if os.environ.get("JAVA_HOME"):
         candidates.append(str(Path(os.environ["JAVA_HOME"]) / "bin" / "java"))
@@ -288,25 +377,40 @@ def registry(cfg: InfraSettings) -> Server:
 
     def ready() -> bool:
         url = f"http://{cfg.host}:{cfg.registry_port}/apis/ccompat/v7/subjects"
-        with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 - loopback URL
+        with urllib.request.urlopen(url, timeout=2) as resp:
             return bool(resp.status == 200)
 
-    argv += ["java", "-Xmx384m", "-XX:+UseSerialGC",
-            f"-Dquarkus.http.host={cfg.host}", f"-Dquarkus.http.port={cfg.registry_port}",
-            f"-Dquarkus.management.host={cfg.host}",
-            f"-Dquarkus.management.port={cfg.registry_management_port}",
-            "-Dapicurio.storage.kind=kafkasql",
-            f"-Dapicurio.kafkasql.bootstrap.servers={cfg.host}:{cfg.kafka_port}",
-            "-Dquarkus.log.level=WARN", "-Dquarkus.log.category.\"io.apicurio\".level=INFO",
-            "-jar", "quarkus-run.jar"]
+    argv += [
+        "java",
+        "-Xmx384m",
+        "-XX:+UseSerialGC",
+        f"-Dquarkus.http.host={cfg.host}",
+        f"-Dquarkus.http.port={cfg.registry_port}",
+        f"-Dquarkus.management.host={cfg.host}",
+        f"-Dquarkus.management.port={cfg.registry_management_port}",
+        "-Dapicurio.storage.kind=kafkasql",
+        f"-Dapicurio.kafkasql.bootstrap.servers={cfg.host}:{cfg.kafka_port}",
+        "-Dquarkus.log.level=WARN",
+        '-Dquarkus.log.category."io.apicurio".level=INFO',
+        "-jar",
+        "quarkus-run.jar",
+    ]
     return Server(
-        _proc(cfg, "registry", argv, [cfg.registry_port, cfg.registry_management_port], ready,
-              cwd=cfg.registry_home, ready_timeout=120.0),
+        _proc(
+            cfg,
+            "registry",
+            argv,
+            [cfg.registry_port, cfg.registry_management_port],
+            ready,
+            cwd=cfg.registry_home,
+            ready_timeout=120.0,
+        ),
         prepare,
     )
 
 
 # ---------------------------------------------------------------- FerretDB
+
 
 def ferretdb(cfg: InfraSettings) -> Server:
     home = cfg.state_dir / "ferretdb"
@@ -328,9 +432,16 @@ def ferretdb(cfg: InfraSettings) -> Server:
         finally:
             client.close()
 
-    argv = [str(cfg.ferretdb_bin), "--handler=sqlite", f"--sqlite-url=file:{home / 'sqlite'}/",
-            f"--state-dir={home / 'state'}", f"--listen-addr={cfg.host}:{cfg.mongo_port}",
-            "--debug-addr=-", "--telemetry=disable", "--log-level=warn"]
+    argv = [
+        str(cfg.ferretdb_bin),
+        "--handler=sqlite",
+        f"--sqlite-url=file:{home / 'sqlite'}/",
+        f"--state-dir={home / 'state'}",
+        f"--listen-addr={cfg.host}:{cfg.mongo_port}",
+        "--debug-addr=-",
+        "--telemetry=disable",
+        "--log-level=warn",
+    ]
     return Server(_proc(cfg, "ferretdb", argv, [cfg.mongo_port], ready), prepare)
 
 

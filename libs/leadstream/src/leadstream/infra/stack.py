@@ -61,9 +61,7 @@ class Stack:
                 except InfraError:
                     raise
                 except Exception as exc:
-                    raise InfraError(
-                        f"{server.name}: post-start setup failed: {exc}"
-                    ) from exc
+                    raise InfraError(f"{server.name}: post-start setup failed: {exc}") from exc
                 report(f"{server.name}: ready on {proc.host}:{proc.ports[0]} (pid {pid})")
         except BaseException:
             for server in reversed(started):
@@ -89,7 +87,7 @@ class Stack:
             if pid is not None:
                 try:
                     ready = proc.ready()
-                except Exception:  # noqa: BLE001 - a probe failure means "not ready"
+                except Exception:
                     ready = False
             out.append(ServerStatus(server.name, pid, tuple(proc.ports), ready, str(proc.log_file)))
         return out
@@ -110,6 +108,9 @@ class Stack:
         for server in self.servers:
             if server.process.running():
                 continue
-            busy += [f"{server.name}:{p}" for p in server.process.ports
-                     if port_open(server.process.host, p)]
+            busy += [
+                f"{server.name}:{p}"
+                for p in server.process.ports
+                if port_open(server.process.host, p)
+            ]
         return busy

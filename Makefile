@@ -1,0 +1,51 @@
+# LeadStream — every command a developer or CI needs. `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+export PATH := $(HOME)/.local/bin:$(PATH)
+UV ?= uv
+LS := $(UV) run --frozen leadstream
+PYTEST_ARGS ?=
+
+.PHONY: help install infra-up infra-down infra-status run stop test check lint typecheck pytest fmt clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+install: ## Install the Python env (locked), Kafka, the registry, FerretDB, PostgreSQL, Redis
+	@./infra/install.sh
+
+infra-up: install ## Start the local stack (idempotent) and wait until it is ready
+	@$(LS) infra up
+
+infra-down: ## Stop the local stack; leaves no process
+	@$(LS) infra down
+
+infra-status: ## Show each server's pid, ports and readiness
+	@$(LS) infra status
+
+run: infra-up ## The main job: install, start the stack, show it healthy
+	@$(LS) infra status
+
+stop: infra-down ## Stop everything `make run` started
+
+test: install ## Lint, type-check and run the whole suite on the real stack
+	@./infra/with-stack.sh $(MAKE) --no-print-directory check
+
+check: lint typecheck pytest ## Lint + types + tests (needs the stack up)
+
+lint:
+	@$(UV) run --frozen ruff check .
+	@$(UV) run --frozen ruff format --check .
+
+typecheck:
+	@$(UV) run --frozen mypy
+
+pytest:
+	@$(UV) run --frozen pytest $(PYTEST_ARGS)
+
+fmt: ## Format and autofix
+	@$(UV) run --frozen ruff format .
+	@$(UV) run --frozen ruff check --fix .
+
+clean: infra-down ## Stop the stack and delete its data (.local/)
+	@rm -rf .local

@@ -1,0 +1,5 @@
+"""``python -m leadstream.cli``."""
+
+from leadstream.cli.main import main
+
+main()
