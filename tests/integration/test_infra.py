@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from leadstream.infra import InfraError, InfraSettings, Stack
 from leadstream.infra.process import ManagedProcess, pid_alive, port_open
 

@@ -14,8 +14,9 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
-from leadstream.settings import Settings
 from pymongo.errors import BulkWriteError, DuplicateKeyError
+
+from leadstream.settings import Settings
 
 pytestmark = pytest.mark.integration
 

@@ -1,0 +1,36 @@
+"""Tunables of the stage runtime (environment prefix ``LEADSTREAM_RUNTIME_``)."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_instance_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class RuntimeConfig(BaseSettings):
+    """How a stage polls, batches, retries and commits.
+
+    ``instance_id`` names this process's transactional id. Give each instance a *stable* one
+    (``LEADSTREAM_RUNTIME_INSTANCE_ID``: e.g. the replica index) so a restarted instance
+    fences its predecessor at once and aborts the transaction it left open, instead of every
+    read_committed reader waiting for ``transaction_timeout_ms``.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="LEADSTREAM_RUNTIME_", extra="ignore", frozen=True)
+
+    instance_id: str = Field(default_factory=_default_instance_id)
+    batch_size: int = 1000
+    poll_timeout_s: float = 0.5
+    transaction_timeout_ms: int = 10_000
+    max_retry_attempts: int = 5
+    retry_base_s: float = 0.5
+    retry_cap_s: float = 30.0
+    session_timeout_ms: int = 10_000
+    max_poll_interval_ms: int = 300_000
+    metrics_port: int | None = None

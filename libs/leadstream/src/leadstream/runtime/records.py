@@ -1,0 +1,42 @@
+"""What a stage handler receives and returns."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+JOB_ID_HEADER = "job_id"
+"""Header carrying the job id on every stage output, so counting needs no Avro decode."""
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One consumed, decoded input record."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: dict[str, Any]
+    headers: Mapping[str, bytes]
+    timestamp_ms: int
+
+    @property
+    def job_id(self) -> str | None:
+        raw = self.headers.get(JOB_ID_HEADER)
+        return raw.decode() if raw else None
+
+
+@dataclass(frozen=True, slots=True)
+class Output:
+    """One record to produce. ``topic`` is the logical name (the runtime adds the prefix).
+
+    ``value`` None is a tombstone. ``headers`` are added to the input's ``job_id`` header,
+    which the runtime carries over unless the output sets its own.
+    """
+
+    topic: str
+    value: dict[str, Any] | None
+    key: str | bytes | None = None
+    headers: Mapping[str, str | bytes] = field(default_factory=dict)

@@ -1,0 +1,549 @@
+"""The one loop every stage runs: consume a batch, handle it, produce its outputs and commit
+its input offsets in one Kafka transaction. Retries, dead letters, rebalances and shutdown
+live here, once."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import Any
+
+from confluent_kafka import (
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
+
+from leadstream.runtime import metrics
+from leadstream.runtime.backoff import backoff_delay
+from leadstream.runtime.codec import Codec
+from leadstream.runtime.config import RuntimeConfig
+from leadstream.runtime.deadletter import dlq_headers, dlq_topic
+from leadstream.runtime.errors import FatalStageError, RetryLater, UndecodableRecord
+from leadstream.runtime.records import JOB_ID_HEADER, Output, Record
+from leadstream.runtime.stage import Stage
+from leadstream.settings import Settings
+
+log = logging.getLogger(__name__)
+TP = tuple[str, int]
+Headers = list[tuple[str, bytes]]
+
+
+@dataclass(frozen=True, slots=True)
+class Produced:
+    """A record the runner committed (kept only when ``collect=True``, for tests)."""
+
+    topic: str
+    key: bytes | None
+    value: dict[str, Any] | None
+    headers: Headers
+
+
+@dataclass
+class RunResult:
+    """What a bounded run did."""
+
+    records_in: int = 0
+    records_out: int = 0
+    dead_lettered: int = 0
+    retries: int = 0
+    aborts: int = 0
+    produced: list[Produced] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _Pending:
+    """One encoded record waiting for the batch's transaction."""
+
+    topic: str
+    key: bytes | None
+    value: bytes | None
+    headers: Headers
+    decoded: dict[str, Any] | None
+    dead: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class _Raw:
+    """A consumed message with its fields read once (the client's accessors are optional-typed)."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: Headers
+    timestamp_ms: int
+
+    @classmethod
+    def of(cls, m: Message) -> _Raw:
+        key = m.key()
+        value = m.value()
+        return cls(
+            topic=m.topic() or "",
+            partition=m.partition() or 0,
+            offset=m.offset() or 0,
+            key=key.encode() if isinstance(key, str) else key,
+            value=value.encode() if isinstance(value, str) else value,
+            headers=_header_list(m.headers()),
+            timestamp_ms=m.timestamp()[1],
+        )
+
+
+class _RetryBatch(Exception):
+    def __init__(self, cause: RetryLater) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+class StageRunner:
+    """Runs one :class:`Stage` against Kafka with exactly-once semantics."""
+
+    def __init__(
+        self,
+        stage: Stage,
+        settings: Settings,
+        codec: Codec,
+        config: RuntimeConfig | None = None,
+    ) -> None:
+        self.stage = stage
+        self.settings = settings
+        self.codec = codec
+        self.config = config or RuntimeConfig()
+        self.group = settings.topic(stage.consumer_group)
+        self.dlq = settings.topic(dlq_topic(stage.name))
+        self.inputs = [settings.topic(t) for t in stage.inputs]
+        self._stopping = False
+        self._consumer: Consumer | None = None
+        self._producer: Producer | None = None
+        self._paused: dict[TP, float] = {}
+        self._attempts: dict[TP, tuple[int, int]] = {}
+        self._result = RunResult()
+        self._collect = False
+        self.last_loop = time.monotonic()
+        self.assigned: set[TP] = set()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def stop(self) -> None:
+        """Ask the loop to finish the batch in hand and exit."""
+        self._stopping = True
+
+    def install_signal_handlers(self) -> None:
+        """SIGTERM/SIGINT finish the current batch, commit it and leave the group."""
+
+        def _handler(signum: int, _frame: FrameType | None) -> None:
+            log.info("%s: signal %d, stopping after the current batch", self.stage.name, signum)
+            self.stop()
+
+        signal.signal(signal.SIGTERM, _handler)
+        signal.signal(signal.SIGINT, _handler)
+
+    def run(
+        self,
+        *,
+        max_outputs: int | None = None,
+        max_records: int | None = None,
+        idle_timeout_s: float | None = None,
+        collect: bool = False,
+    ) -> RunResult:
+        """Loop until stopped, or (bounded mode) until ``max_outputs`` outputs were committed,
+        ``max_records`` inputs were consumed, or no record arrived for ``idle_timeout_s``."""
+        self._result = RunResult()
+        self._collect = collect
+        self._stopping = False
+        self._consumer = self._new_consumer()
+        self._producer = self._new_producer()
+        last_data = time.monotonic()
+        try:
+            while not self._stopping:
+                self.last_loop = time.monotonic()
+                metrics.LAST_LOOP.labels(self.stage.name).set(time.time())
+                self._resume_due()
+                msgs = self._consumer.consume(
+                    num_messages=self.config.batch_size, timeout=self.config.poll_timeout_s
+                )
+                raws = [_Raw.of(m) for m in msgs if self._usable(m)]
+                if raws:
+                    last_data = time.monotonic()
+                    self._process(raws)
+                elif idle_timeout_s is not None and time.monotonic() - last_data > idle_timeout_s:
+                    break
+                r = self._result
+                if (max_outputs is not None and r.records_out >= max_outputs) or (
+                    max_records is not None and r.records_in >= max_records
+                ):
+                    break
+        finally:
+            self._close()
+        return self._result
+
+    def _close(self) -> None:
+        if self._consumer is not None:
+            try:
+                self._consumer.close()
+            except KafkaException as exc:  # closing must not mask the loop's own error
+                log.warning("%s: consumer close failed: %s", self.stage.name, exc)
+            self._consumer = None
+        if self._producer is not None:
+            self._producer.flush(5)
+            self._producer = None
+
+    # ------------------------------------------------------------------ clients
+
+    def _new_consumer(self) -> Consumer:
+        consumer = Consumer(
+            {
+                "bootstrap.servers": self.settings.kafka_bootstrap,
+                "group.id": self.group,
+                "isolation.level": "read_committed",
+                "enable.auto.commit": False,
+                "enable.auto.offset.store": False,
+                "auto.offset.reset": "earliest",
+                "session.timeout.ms": self.config.session_timeout_ms,
+                "max.poll.interval.ms": self.config.max_poll_interval_ms,
+                "client.id": f"{self.group}-{self.config.instance_id}",
+            }
+        )
+        consumer.subscribe(
+            self.inputs,
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            on_lost=self._on_revoke,
+        )
+        return consumer
+
+    def _new_producer(self) -> Producer:
+        producer = Producer(
+            {
+                "bootstrap.servers": self.settings.kafka_bootstrap,
+                "transactional.id": f"{self.group}-{self.config.instance_id}",
+                "transaction.timeout.ms": self.config.transaction_timeout_ms,
+                "enable.idempotence": True,
+                "acks": "all",
+                "linger.ms": 5,
+                "compression.type": "lz4",
+            }
+        )
+        producer.init_transactions(30)
+        return producer
+
+    def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self.assigned |= {(p.topic, p.partition) for p in partitions}
+        log.info("%s: assigned %s", self.stage.name, _fmt(partitions))
+
+    def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # Transactions never span a consume() call, so nothing is in flight here: forget the
+        # retry state of partitions that another instance now owns.
+        for p in partitions:
+            tp = (p.topic, p.partition)
+            self.assigned.discard(tp)
+            self._paused.pop(tp, None)
+            self._attempts.pop(tp, None)
+        log.info("%s: revoked %s", self.stage.name, _fmt(partitions))
+
+    def _usable(self, msg: Message) -> bool:
+        err = msg.error()
+        if err is None:
+            return True
+        if err.code() == KafkaError._PARTITION_EOF:
+            return False
+        if err.fatal():
+            raise KafkaException(err)
+        log.warning("%s: consumer error: %s", self.stage.name, err)
+        return False
+
+    # ------------------------------------------------------------------ one batch
+
+    def _process(self, msgs: list[_Raw]) -> None:
+        name = self.stage.name
+        starts: dict[TP, int] = {}
+        ends: dict[TP, int] = {}
+        for m in msgs:
+            tp = (m.topic, m.partition)
+            starts.setdefault(tp, m.offset)
+            ends[tp] = m.offset + 1
+        metrics.RECORDS_IN.labels(name).inc(len(msgs))
+        began = time.perf_counter()
+        exhausted = any(
+            self._attempts.get(tp, (-1, 0)) == (off, self.config.max_retry_attempts)
+            for tp, off in starts.items()
+        )
+        try:
+            pending = self._handle(msgs, isolate=exhausted)
+        except _RetryBatch as retry:
+            self._schedule_retry(starts, retry.cause)
+            return
+        metrics.BATCH_SECONDS.labels(name).observe(time.perf_counter() - began)
+        if self._commit(pending, ends, starts):
+            for tp in starts:
+                self._attempts.pop(tp, None)
+            self._account(msgs, pending)
+
+    def _handle(self, msgs: list[_Raw], *, isolate: bool) -> list[_Pending]:
+        """Decode, call the handler, encode. Records that fail become dead letters."""
+        records: list[Record] = []
+        positions: list[int] = []
+        dead: dict[int, BaseException] = {}
+        for i, m in enumerate(msgs):
+            try:
+                if m.value is None:
+                    raise UndecodableRecord("empty value (tombstone) on a stage input")
+                value = self.codec.decode(m.topic, m.value)
+            except Exception as exc:
+                dead[i] = exc if isinstance(exc, UndecodableRecord) else _undecodable(exc)
+                continue
+            records.append(
+                Record(
+                    m.topic,
+                    m.partition,
+                    m.offset,
+                    m.key,
+                    value,
+                    {k: v for k, v in m.headers},
+                    m.timestamp_ms,
+                )
+            )
+            positions.append(i)
+        results = self._call_handler(records, isolate=isolate)
+        by_index = dict(zip(positions, results, strict=True))
+        pending: list[_Pending] = []
+        for i, m in enumerate(msgs):
+            res = dead.get(i) or by_index.get(i)
+            if isinstance(res, BaseException):
+                pending.append(self._dead_letter(m, res))
+                continue
+            assert res is not None
+            try:
+                pending.extend(self._encode(m, res))
+            except Exception as exc:
+                pending.append(self._dead_letter(m, exc))
+        return pending
+
+    def _call_handler(
+        self, records: list[Record], *, isolate: bool
+    ) -> list[Sequence[Output] | BaseException]:
+        if not records:
+            return []
+        if not isolate:
+            try:
+                out = list(self.stage.handler(records))
+                if len(out) != len(records):
+                    raise TypeError(
+                        f"handler returned {len(out)} results for {len(records)} records"
+                    )
+                return list(out)
+            except RetryLater as exc:
+                raise _RetryBatch(exc) from exc
+            except FatalStageError:
+                raise
+            except Exception:
+                log.exception("%s: batch handler failed; isolating records", self.stage.name)
+        results: list[Sequence[Output] | BaseException] = []
+        for rec in records:
+            try:
+                results.append(next(iter(self.stage.handler([rec]))))
+            except RetryLater as exc:
+                if not isolate:
+                    raise _RetryBatch(exc) from exc
+                results.append(exc)
+            except FatalStageError:
+                raise
+            except Exception as exc:
+                results.append(exc)
+        return results
+
+    def _encode(self, src: _Raw, outputs: Sequence[Output]) -> list[_Pending]:
+        job = next((v for k, v in src.headers if k == JOB_ID_HEADER and v), None)
+        out: list[_Pending] = []
+        for o in outputs:
+            topic = self.settings.topic(o.topic)
+            headers: Headers = [
+                (k, v.encode() if isinstance(v, str) else v) for k, v in o.headers.items()
+            ]
+            if job is not None and JOB_ID_HEADER not in o.headers:
+                headers.append((JOB_ID_HEADER, job))
+            key = o.key.encode() if isinstance(o.key, str) else o.key
+            value = None if o.value is None else self.codec.encode(topic, o.value)
+            out.append(_Pending(topic, key, value, headers, o.value))
+        return out
+
+    def _dead_letter(self, m: _Raw, error: BaseException) -> _Pending:
+        log.warning(
+            "%s: dead-lettering %s[%d]@%d: %s: %s",
+            self.stage.name,
+            m.topic,
+            m.partition,
+            m.offset,
+            type(error).__name__,
+            error,
+        )
+        metrics.DEAD_LETTERED.labels(self.stage.name, type(error).__name__).inc()
+        headers = dlq_headers(
+            original=m.headers,
+            topic=m.topic,
+            partition=m.partition,
+            offset=m.offset,
+            stage=self.stage.name,
+            error=error,
+        )
+        return _Pending(self.dlq, m.key, m.value, headers, None, dead=True)
+
+    # ------------------------------------------------------------------ transaction
+
+    def _commit(self, pending: list[_Pending], ends: dict[TP, int], starts: dict[TP, int]) -> bool:
+        """Produce and commit atomically; on an abortable error rewind so the batch is redone."""
+        assert self._producer is not None
+        assert self._consumer is not None
+        began = time.perf_counter()
+        producer = self._producer
+        try:
+            producer.begin_transaction()
+            for p in pending:
+                while True:
+                    try:
+                        producer.produce(p.topic, value=p.value, key=p.key, headers=list(p.headers))
+                        break
+                    except BufferError:
+                        producer.poll(0.05)
+            offsets = [TopicPartition(t, part, off) for (t, part), off in ends.items()]
+            producer.send_offsets_to_transaction(
+                offsets, self._consumer.consumer_group_metadata(), 30
+            )
+            self._commit_with_retries(producer)
+        except KafkaException as exc:
+            err = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
+            self._result.aborts += 1
+            metrics.ABORTS.labels(self.stage.name).inc()
+            if err is not None and err.txn_requires_abort():
+                log.warning("%s: aborting transaction: %s", self.stage.name, err)
+                try:
+                    producer.abort_transaction(30)
+                except KafkaException:
+                    self._producer = self._recreate_producer()
+            else:
+                log.warning("%s: transaction failed (%s); new producer", self.stage.name, exc)
+                self._producer = self._recreate_producer()
+            self._rewind(starts)
+            return False
+        metrics.TRANSACTION_SECONDS.labels(self.stage.name).observe(time.perf_counter() - began)
+        return True
+
+    def _commit_with_retries(self, producer: Producer) -> None:
+        for attempt in range(1, 6):
+            try:
+                producer.commit_transaction(30)
+                return
+            except KafkaException as exc:
+                err = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
+                if err is None or not err.retriable() or attempt == 5:
+                    raise
+                time.sleep(backoff_delay(attempt, base_s=0.2, cap_s=2.0))
+
+    def _recreate_producer(self) -> Producer:
+        """After fencing, a fatal error or a transaction timeout: a fresh producer (same id)."""
+        old = self._producer
+        if old is not None:
+            try:
+                old.flush(1)
+            except KafkaException:
+                log.debug("%s: flush of the old producer failed", self.stage.name)
+        return self._new_producer()
+
+    def _rewind(self, starts: dict[TP, int]) -> None:
+        assert self._consumer is not None
+        for (topic, part), off in starts.items():
+            if (topic, part) in self.assigned:
+                self._consumer.seek(TopicPartition(topic, part, off))
+
+    # ------------------------------------------------------------------ retries
+
+    def _schedule_retry(self, starts: dict[TP, int], cause: RetryLater) -> None:
+        """Rewind the batch's partitions and pause them for a backoff; other partitions go on."""
+        assert self._consumer is not None
+        attempts = 0
+        for tp, off in starts.items():
+            prev_off, prev_n = self._attempts.get(tp, (off, 0))
+            attempts = max(attempts, prev_n + 1 if prev_off == off else 1)
+        attempts = min(attempts, self.config.max_retry_attempts)
+        delay = (
+            cause.delay_s
+            if cause.delay_s is not None
+            else backoff_delay(
+                attempts, base_s=self.config.retry_base_s, cap_s=self.config.retry_cap_s
+            )
+        )
+        log.warning(
+            "%s: retry %d/%d in %.1fs: %s",
+            self.stage.name,
+            attempts,
+            self.config.max_retry_attempts,
+            delay,
+            cause,
+        )
+        self._result.retries += 1
+        metrics.RETRIES.labels(self.stage.name).inc()
+        resume_at = time.monotonic() + delay
+        tps = []
+        for tp, off in starts.items():
+            self._attempts[tp] = (off, attempts)
+            self._paused[tp] = resume_at
+            tps.append(TopicPartition(tp[0], tp[1], off))
+        self._rewind(starts)
+        self._consumer.pause(tps)
+
+    def _resume_due(self) -> None:
+        if not self._paused or self._consumer is None:
+            return
+        now = time.monotonic()
+        due = [tp for tp, at in self._paused.items() if at <= now]
+        if due:
+            for tp in due:
+                del self._paused[tp]
+            self._consumer.resume([TopicPartition(t, p) for t, p in due])
+
+    # ------------------------------------------------------------------ accounting
+
+    def _account(self, msgs: list[_Raw], pending: list[_Pending]) -> None:
+        r = self._result
+        r.records_in += len(msgs)
+        now_ms = time.time() * 1000
+        for m in msgs[:: max(1, len(msgs) // 16)]:
+            ts = m.timestamp_ms
+            if ts > 0:
+                metrics.END_TO_END_SECONDS.labels(self.stage.name).observe((now_ms - ts) / 1000)
+        for p in pending:
+            if p.dead:
+                r.dead_lettered += 1
+            else:
+                r.records_out += 1
+                metrics.RECORDS_OUT.labels(self.stage.name, p.topic).inc()
+            if self._collect:
+                r.produced.append(Produced(p.topic, p.key, p.decoded, p.headers))
+
+
+def _undecodable(exc: BaseException) -> UndecodableRecord:
+    err = UndecodableRecord(f"{type(exc).__name__}: {exc}")
+    err.__cause__ = exc
+    return err
+
+
+def _header_list(
+    headers: dict[str, str | bytes | None] | list[tuple[str, str | bytes | None]] | None,
+) -> Headers:
+    items = headers.items() if isinstance(headers, dict) else headers or ()
+    return [(k, v.encode() if isinstance(v, str) else v or b"") for k, v in items]
+
+
+def _fmt(partitions: list[TopicPartition]) -> str:
+    return ", ".join(f"{p.topic}[{p.partition}]" for p in partitions) or "-"
+
+
+__all__ = ["Produced", "RunResult", "StageRunner"]
