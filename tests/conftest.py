@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+
 from leadstream.infra import InfraSettings, Stack
 from leadstream.settings import Settings
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from leadstream.settings import Settings
 from pydantic import SecretStr
+
+from leadstream.settings import Settings
 
 
 class BisonSyncSettings(Settings):
