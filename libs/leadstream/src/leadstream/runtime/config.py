@@ -33,4 +33,3 @@ class RuntimeConfig(BaseSettings):
     retry_cap_s: float = 30.0
     session_timeout_ms: int = 10_000
     max_poll_interval_ms: int = 300_000
-    metrics_port: int | None = None
