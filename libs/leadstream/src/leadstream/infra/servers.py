@@ -143,7 +143,7 @@ def postgres(cfg: InfraSettings) -> Server:
             ).fetchone()
             verb = "ALTER" if role else "CREATE"
             conn.execute(
-                sql.SQL(verb + " ROLE {} LOGIN PASSWORD {}").format(
+                sql.SQL(verb + " ROLE {} LOGIN CREATEDB PASSWORD {}").format(
                     sql.Identifier(cfg.postgres_user), sql.Literal(cfg.postgres_password)
                 )
             )

@@ -1,0 +1,34 @@
+"""``leadstream migrate``: bring the database schema to the latest revision."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from sqlalchemy.exc import OperationalError
+
+from leadstream.db import current_revision, head_revision, upgrade
+from leadstream.settings import Settings
+
+console = Console()
+
+
+def migrate(
+    revision: Annotated[str, typer.Option(help="Target revision")] = "head",
+    check: Annotated[bool, typer.Option(help="Only report; exit 1 if not at head")] = False,
+) -> None:
+    """Apply database migrations (idempotent; run once before the services start)."""
+    settings = Settings()
+    try:
+        if check:
+            current, head = current_revision(settings), head_revision()
+            console.print(f"database at {current or 'empty'}, code at {head}")
+            if current != head:
+                raise typer.Exit(code=1)
+            return
+        upgrade(settings, revision)
+        console.print(f"database migrated to {current_revision(settings)}")
+    except OperationalError as exc:
+        console.print(f"[red]error:[/] cannot reach the database: {exc.orig}", highlight=False)
+        raise typer.Exit(code=1) from exc
