@@ -5,6 +5,8 @@ from __future__ import annotations
 import typer
 
 from leadstream.cli.infra import infra_app
+from leadstream.cli.schemas import schemas_app
+from leadstream.cli.topics import topics_app
 
 app = typer.Typer(
     name="leadstream",
@@ -13,6 +15,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(infra_app, name="infra")
+app.add_typer(topics_app, name="topics")
+app.add_typer(schemas_app, name="schemas")
 
 
 def main() -> None:
