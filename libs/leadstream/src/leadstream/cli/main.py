@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from leadstream.cli.db import migrate
 from leadstream.cli.infra import infra_app
 from leadstream.cli.schemas import schemas_app
 from leadstream.cli.topics import topics_app
@@ -15,6 +16,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(infra_app, name="infra")
+app.command()(migrate)
 app.add_typer(topics_app, name="topics")
 app.add_typer(schemas_app, name="schemas")
 
