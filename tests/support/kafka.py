@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, Producer
@@ -88,11 +88,11 @@ def read_all(
 class JsonCodec:
     """A plain JSON codec, for runtime tests that are about the loop, not the wire format."""
 
-    def decode(self, topic: str, data: bytes) -> dict[str, Any]:
+    def deserialize(self, data: bytes, topic: str) -> dict[str, Any]:
         value = json.loads(data)
         if not isinstance(value, dict):
             raise ValueError(f"expected a JSON object on {topic}")
         return value
 
-    def encode(self, topic: str, value: dict[str, Any]) -> bytes:
-        return json.dumps(value, separators=(",", ":")).encode()
+    def serialize(self, record: Mapping[str, Any], topic: str) -> bytes:
+        return json.dumps(record, separators=(",", ":")).encode()

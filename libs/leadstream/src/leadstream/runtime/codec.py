@@ -1,13 +1,17 @@
-"""The runtime's view of the serde: decode and encode values per physical topic."""
+"""The runtime's view of the serde (``leadstream.events.Serde`` satisfies it)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 
 class Codec(Protocol):
-    """Turns topic bytes into records and back; ``decode`` raises on undecodable bytes."""
+    """Turns topic bytes into records and back; ``deserialize`` raises on undecodable bytes.
 
-    def decode(self, topic: str, data: bytes) -> dict[str, Any]: ...
+    ``topic`` is the physical (prefixed) topic name.
+    """
 
-    def encode(self, topic: str, value: dict[str, Any]) -> bytes: ...
+    def deserialize(self, data: bytes, topic: str) -> dict[str, Any]: ...
+
+    def serialize(self, record: Mapping[str, Any], topic: str) -> bytes: ...

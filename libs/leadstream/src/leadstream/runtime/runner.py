@@ -21,6 +21,7 @@ from confluent_kafka import (
     TopicPartition,
 )
 
+from leadstream.events.errors import RegistryUnavailableError
 from leadstream.runtime import metrics
 from leadstream.runtime.backoff import backoff_delay
 from leadstream.runtime.codec import Codec
@@ -296,8 +297,10 @@ class StageRunner:
             try:
                 if m.value is None:
                     raise UndecodableRecord("empty value (tombstone) on a stage input")
-                value = self.codec.decode(m.topic, m.value)
-            except Exception as exc:
+                value = self.codec.deserialize(m.value, m.topic)
+            except RegistryUnavailableError as exc:
+                raise _RetryBatch(RetryLater(str(exc))) from exc
+            except Exception as exc:  # any other decode failure is a dead letter
                 dead[i] = exc if isinstance(exc, UndecodableRecord) else _undecodable(exc)
                 continue
             records.append(
@@ -323,6 +326,8 @@ class StageRunner:
             assert res is not None
             try:
                 pending.extend(self._encode(m, res))
+            except RegistryUnavailableError as exc:
+                raise _RetryBatch(RetryLater(str(exc))) from exc
             except Exception as exc:
                 pending.append(self._dead_letter(m, exc))
         return pending
@@ -371,7 +376,7 @@ class StageRunner:
             if job is not None and JOB_ID_HEADER not in o.headers:
                 headers.append((JOB_ID_HEADER, job))
             key = o.key.encode() if isinstance(o.key, str) else o.key
-            value = None if o.value is None else self.codec.encode(topic, o.value)
+            value = None if o.value is None else self.codec.serialize(o.value, topic)
             out.append(_Pending(topic, key, value, headers, o.value))
         return out
 
