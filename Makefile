@@ -6,7 +6,7 @@ UV ?= uv
 LS := $(UV) run --frozen leadstream
 PYTEST_ARGS ?=
 
-.PHONY: help install infra-up infra-down infra-status run stop test check lint typecheck pytest fmt clean
+.PHONY: help install infra-up infra-down infra-status run stop test check lint typecheck pytest bench fmt clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -42,6 +42,9 @@ typecheck:
 
 pytest:
 	@$(UV) run --frozen pytest $(PYTEST_ARGS)
+
+bench: infra-up ## Run the benchmarks on the local stack; results appended to docs/benchmarks.md
+	@$(UV) run --frozen python -m bench.runtime_passthrough
 
 fmt: ## Format and autofix
 	@$(UV) run --frozen ruff format .

@@ -57,6 +57,8 @@ class RunResult:
     retries: int = 0
     aborts: int = 0
     produced: list[Produced] = field(default_factory=list)
+    first_record_at: float | None = None  # time.monotonic() when the first batch arrived
+    last_commit_at: float | None = None  # time.monotonic() of the last committed batch
 
 
 @dataclass(slots=True)
@@ -174,6 +176,8 @@ class StageRunner:
                 raws = [_Raw.of(m) for m in msgs if self._usable(m)]
                 if raws:
                     last_data = time.monotonic()
+                    if self._result.first_record_at is None:
+                        self._result.first_record_at = last_data
                     self._process(raws)
                 elif idle_timeout_s is not None and time.monotonic() - last_data > idle_timeout_s:
                     break
@@ -519,19 +523,23 @@ class StageRunner:
     def _account(self, msgs: list[_Raw], pending: list[_Pending]) -> None:
         r = self._result
         r.records_in += len(msgs)
+        r.last_commit_at = time.monotonic()
         now_ms = time.time() * 1000
-        for m in msgs[:: max(1, len(msgs) // 16)]:
-            ts = m.timestamp_ms
-            if ts > 0:
-                metrics.END_TO_END_SECONDS.labels(self.stage.name).observe((now_ms - ts) / 1000)
+        latency = metrics.END_TO_END_SECONDS.labels(self.stage.name)
+        for m in msgs[:: max(1, len(msgs) // 16)]:  # a sample is enough for a histogram
+            if m.timestamp_ms > 0:
+                latency.observe((now_ms - m.timestamp_ms) / 1000)
+        out_per_topic: dict[str, int] = {}
         for p in pending:
             if p.dead:
                 r.dead_lettered += 1
             else:
-                r.records_out += 1
-                metrics.RECORDS_OUT.labels(self.stage.name, p.topic).inc()
+                out_per_topic[p.topic] = out_per_topic.get(p.topic, 0) + 1
             if self._collect:
                 r.produced.append(Produced(p.topic, p.key, p.decoded, p.headers))
+        for topic, n in out_per_topic.items():
+            r.records_out += n
+            metrics.RECORDS_OUT.labels(self.stage.name, topic).inc(n)
 
 
 def _undecodable(exc: BaseException) -> UndecodableRecord:

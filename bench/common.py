@@ -1,0 +1,50 @@
+"""Shared bench plumbing: settings for the local stack, machine facts, the results file."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import platform
+import uuid
+from pathlib import Path
+
+from leadstream.infra import InfraSettings
+from leadstream.settings import Settings
+
+RESULTS = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
+
+
+def bench_settings() -> Settings:
+    """Settings pointing at the local stack, with a fresh topic prefix."""
+    cfg = InfraSettings()
+    return Settings(
+        kafka_bootstrap=f"{cfg.host}:{cfg.kafka_port}",
+        schema_registry_url=f"http://{cfg.host}:{cfg.registry_port}/apis/ccompat/v7",
+        topic_prefix=f"bench-{uuid.uuid4().hex[:8]}.",
+    )
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return f"{os.cpu_count()} cores ({cpu}), {mem_gib:.0f} GiB, Python {platform.python_version()}"
+
+
+def append_results(title: str, body: str) -> None:
+    """Append a dated section to docs/benchmarks.md (created with a header if missing)."""
+    if not RESULTS.exists():
+        RESULTS.write_text(
+            "# Benchmarks\n\nEach section is one run of a `bench/` script, appended by the "
+            "script itself. Ratios compare runs made in the same process, one after the other, "
+            "on the same machine (these machines are noisy: compare ratios, not absolutes).\n"
+        )
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    with RESULTS.open("a") as fh:
+        fh.write(f"\n## {title} — {stamp}\n\nMachine: {machine()}.\n\n{body.rstrip()}\n")
