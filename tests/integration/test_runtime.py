@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
@@ -11,6 +13,7 @@ import pytest
 
 from leadstream.runtime import (
     BadRecord,
+    FatalStageError,
     Output,
     Record,
     RetryLater,
@@ -166,3 +169,42 @@ def test_retries_are_bounded_then_the_record_is_dead_lettered(settings: Settings
     assert [json.loads(m.value())["n"] for m in out] == [i for i in range(20) if i != 5]
     dead = read_all(settings, dlq, expect=1)
     assert [dict(m.headers())[dl.ERROR_CLASS] for m in dead] == [b"RetryLater"]
+
+
+def test_a_second_instance_with_the_same_id_fences_the_first(settings: Settings) -> None:
+    """Zombie fencing: the old instance stops with FatalStageError, nothing is doubled."""
+    src, dst, _ = _topics(settings, "slow")
+    n = 3_000
+    produce(settings, src, ((f"k{i % 7}".encode(), _json(i), None) for i in range(n)))
+
+    def slow(records: Sequence[Record]) -> list[list[Output]]:
+        time.sleep(0.05)
+        return [[Output("out", r.value, key=r.key)] for r in records]
+
+    config = RuntimeConfig(instance_id="same", batch_size=50, poll_timeout_s=0.2)
+    stage = Stage("slow", ["in"], slow)
+    zombie = StageRunner(stage, settings, JsonCodec(), config)
+    failure: list[BaseException] = []
+
+    def run_zombie() -> None:
+        try:
+            zombie.run(idle_timeout_s=30)
+        except BaseException as exc:
+            failure.append(exc)
+
+    thread = threading.Thread(target=run_zombie)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while zombie._result.records_in < 200 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert zombie._result.records_in >= 200, "the first instance never got going"
+    successor = StageRunner(stage, settings, JsonCodec(), config)
+    result = successor.run(idle_timeout_s=8)
+    thread.join(60)
+    assert not thread.is_alive()
+    assert len(failure) == 1
+    assert isinstance(failure[0], FatalStageError)
+    assert "fenced" in str(failure[0])
+    assert result.records_in > 0
+    out = read_all(settings, dst, expect=n)
+    assert sorted(json.loads(m.value())["n"] for m in out) == list(range(n))

@@ -33,6 +33,7 @@ from leadstream.runtime.stage import Stage
 from leadstream.settings import Settings
 
 log = logging.getLogger(__name__)
+_FENCED_CODES = frozenset({KafkaError._FENCED, KafkaError.PRODUCER_FENCED})
 TP = tuple[str, int]
 Headers = list[tuple[str, bytes]]
 
@@ -198,7 +199,10 @@ class StageRunner:
                 log.warning("%s: consumer close failed: %s", self.stage.name, exc)
             self._consumer = None
         if self._producer is not None:
-            self._producer.flush(5)
+            try:
+                self._producer.flush(5)
+            except KafkaException as exc:  # e.g. fenced: the loop's own error is what matters
+                log.warning("%s: producer flush on close failed: %s", self.stage.name, exc)
             self._producer = None
 
     # ------------------------------------------------------------------ clients
@@ -437,6 +441,13 @@ class StageRunner:
                     producer.abort_transaction(30)
                 except KafkaException:
                     self._producer = self._recreate_producer()
+            elif err is not None and err.code() in _FENCED_CODES:
+                # Another process now owns our transactional id (a restarted replica with the
+                # same instance id): this one is a zombie and must not fight it for the id.
+                raise FatalStageError(
+                    f"{self.stage.name}: fenced by another instance with transactional id "
+                    f"{self.group}-{self.config.instance_id}: {err}"
+                ) from exc
             else:
                 log.warning("%s: transaction failed (%s); new producer", self.stage.name, exc)
                 self._producer = self._recreate_producer()
