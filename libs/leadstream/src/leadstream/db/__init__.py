@@ -1,6 +1,6 @@
 """The database layer: engine creation and Alembic migrations (``leadstream migrate``)."""
 
 from leadstream.db.engine import make_engine
-from leadstream.db.migrate import current_revision, head_revision, upgrade
+from leadstream.db.migrate import current_revisions, head_revisions, upgrade
 
-__all__ = ["current_revision", "head_revision", "make_engine", "upgrade"]
+__all__ = ["current_revisions", "head_revisions", "make_engine", "upgrade"]

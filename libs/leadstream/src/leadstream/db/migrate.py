@@ -22,19 +22,22 @@ def _config(settings: Settings) -> Config:
     return cfg
 
 
-def upgrade(settings: Settings, revision: str = "head") -> None:
-    """Apply migrations up to ``revision`` (idempotent)."""
+def upgrade(settings: Settings, revision: str = "heads") -> None:
+    """Apply migrations up to ``revision`` (idempotent). Features add their tables on branches
+    from the base revision, so the default target is every head."""
     command.upgrade(_config(settings), revision)
 
 
-def head_revision() -> str | None:
-    return ScriptDirectory.from_config(_config(Settings())).get_current_head()
+def head_revisions() -> frozenset[str]:
+    """Every head revision of the code's migration scripts."""
+    return frozenset(ScriptDirectory.from_config(_config(Settings())).get_heads())
 
 
-def current_revision(settings: Settings) -> str | None:
+def current_revisions(settings: Settings) -> frozenset[str]:
+    """The revisions the database is at (empty before the first migration)."""
     engine = make_engine(settings, pool_size=1)
     try:
         with engine.connect() as conn:
-            return MigrationContext.configure(conn).get_current_revision()
+            return frozenset(MigrationContext.configure(conn).get_current_heads())
     finally:
         engine.dispose()
