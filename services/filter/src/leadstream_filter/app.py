@@ -2,15 +2,51 @@
 
 from __future__ import annotations
 
-import sys
+from sqlalchemy import Engine
 
+from leadstream.db import make_engine
+from leadstream.db.contacts import ContactStore
+from leadstream.db.suppressions import SuppressionStore
+from leadstream.events import Serde
+from leadstream.runtime import Stage
+from leadstream.runtime.service import serve_stage
+from leadstream_filter.adapters import PostgresContacts, PostgresSuppressions
 from leadstream_filter.config import FilterSettings
+from leadstream_filter.logic import STAGE, FilterLogic
+from leadstream_filter.suppressions import SuppressionSnapshot
+
+INPUT = "contacts.raw"
+
+
+def build_stage(settings: FilterSettings, engine: Engine) -> Stage:
+    """The filter stage over a database engine."""
+    suppressions = SuppressionSnapshot(
+        PostgresSuppressions(SuppressionStore(engine)), refresh_s=settings.suppression_refresh_s
+    )
+    logic = FilterLogic(
+        settings.policy(),
+        PostgresContacts(ContactStore(engine)),
+        suppressions,
+        default_region=settings.default_phone_region,
+        allow_smtputf8=settings.allow_smtputf8,
+    )
+    return Stage(STAGE, [INPUT], logic)
 
 
 def main() -> None:
-    """Run the filter service."""
+    """Run the filter service until SIGTERM."""
     settings = FilterSettings()
-    sys.exit(
-        f"leadstream-filter: the service's processing is not built yet "
-        f"(settings loaded: env={settings.env}, kafka={settings.kafka_bootstrap})"
-    )
+    engine = make_engine(settings, pool_size=settings.database_pool_size)
+    serde = Serde(settings)
+    try:
+        serde.prepare()
+        serve_stage(
+            build_stage(settings, engine),
+            settings,
+            serde,
+            metrics_host=settings.metrics_host,
+            metrics_port=settings.metrics_port,
+        )
+    finally:
+        serde.close()
+        engine.dispose()

@@ -7,6 +7,7 @@ import typer
 from leadstream.cli.db import migrate
 from leadstream.cli.infra import infra_app
 from leadstream.cli.schemas import schemas_app
+from leadstream.cli.suppress import suppress_app
 from leadstream.cli.topics import topics_app
 
 app = typer.Typer(
@@ -19,6 +20,7 @@ app.add_typer(infra_app, name="infra")
 app.command()(migrate)
 app.add_typer(topics_app, name="topics")
 app.add_typer(schemas_app, name="schemas")
+app.add_typer(suppress_app, name="suppress")
 
 
 def main() -> None:

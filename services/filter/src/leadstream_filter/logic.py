@@ -1,0 +1,197 @@
+"""The filter stage's decisions: a pure function of a batch of ContactSubmitted records and
+the ports it is handed (contact registry, suppression list).
+
+For every input exactly one output, keyed by the normalized email:
+
+- ``contacts.filtered`` (ContactFiltered) when the contact is new;
+- ``contacts.rejected`` (ContactRejected, header ``reason=<code>``) otherwise, with the first
+  reason that applies: ``missing_email``, ``invalid_email``, ``blocked_domain``,
+  ``suppressed_email``, ``suppressed_domain``, ``role_account`` / ``free_provider`` (only when
+  policy rejects them; otherwise they pass with a flag), ``duplicate``.
+
+De-duplication asks the registry once per batch. The first record of an email in the batch
+claims it; the registry answers which event created each contact, so the replay of the
+creating event passes again (same output, same deterministic event id) while every other
+record of that email is a ``duplicate``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from leadstream.events import contact_id, derived_event_id
+from leadstream.runtime import Output, Record
+from leadstream_filter.address import Address, AddressError, normalize_email
+from leadstream_filter.fields import (
+    clean_name,
+    clean_text,
+    phone_e164,
+    region_of,
+    website_domain,
+)
+from leadstream_filter.policy import Policy, Rejection
+from leadstream_filter.ports import ContactRegistry, NewContact, SuppressionList
+
+STAGE = "filter"
+FILTERED = "contacts.filtered"
+REJECTED = "contacts.rejected"
+REASON_HEADER = "reason"
+_PASSED_THROUGH = ("tags", "custom_fields", "source_details", "consent")
+_AS_SUBMITTED = (
+    "email", "first_name", "last_name", "phone", "company", "website", "title", "city",
+    "state", "postal_code", "country", "tags", "custom_fields", "source_details", "consent",
+)  # fmt: skip
+
+
+class FilterLogic:
+    """The stage handler (``Stage("filter", ["contacts.raw"], FilterLogic(...))``)."""
+
+    def __init__(
+        self,
+        policy: Policy,
+        registry: ContactRegistry,
+        suppressions: SuppressionList,
+        *,
+        default_region: str = "GB",
+        allow_smtputf8: bool = True,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.policy = policy
+        self.registry = registry
+        self.suppressions = suppressions
+        self.default_region = default_region.upper()
+        self.allow_smtputf8 = allow_smtputf8
+        self.clock = clock
+
+    def __call__(self, records: Sequence[Record]) -> list[list[Output]]:
+        now_ms = int(self.clock() * 1000)
+        self.suppressions.refresh()
+        outputs: list[list[Output]] = [[] for _ in records]
+        passing: list[tuple[int, dict[str, Any], NewContact]] = []
+        claims: dict[str, NewContact] = {}
+        for i, record in enumerate(records):
+            value = record.value
+            try:
+                address = normalize_email(value.get("email"), allow_smtputf8=self.allow_smtputf8)
+            except AddressError as exc:
+                key = (value.get("email") or "").strip().lower() or record.key
+                outputs[i] = [_rejected(value, now_ms, Rejection(exc.reason, exc.detail), key)]
+                continue
+            suppressed = self.suppressions.match(address.normalized, address.domain)
+            screening = self.policy.screen(address, suppressed)
+            if screening.rejection is not None:
+                outputs[i] = [_rejected(value, now_ms, screening.rejection, address.normalized)]
+                continue
+            filtered = self._filtered(value, address, now_ms)
+            filtered["role_account"] = screening.role_account
+            filtered["free_provider"] = screening.free_provider
+            contact = _new_contact(filtered, address, value)
+            claims.setdefault(address.normalized, contact)
+            passing.append((i, filtered, contact))
+        owners = self.registry.claim(list(claims.values())) if claims else {}
+        for i, filtered, contact in passing:
+            owner = owners[contact.email_normalized]
+            if owner == contact.event_id:
+                outputs[i] = [Output(FILTERED, filtered, key=contact.email_normalized)]
+            else:
+                duplicate = Rejection("duplicate", f"contact created by event {owner}")
+                outputs[i] = [
+                    _rejected(records[i].value, now_ms, duplicate, contact.email_normalized)
+                ]
+        return outputs
+
+    def _filtered(self, value: dict[str, Any], address: Address, now_ms: int) -> dict[str, Any]:
+        region = region_of(value.get("country"), self.default_region)
+        out: dict[str, Any] = {
+            "event_id": derived_event_id(STAGE, value["event_id"]),
+            "job_id": value.get("job_id"),
+            "source": STAGE,
+            "event_time": now_ms,
+            "raw_event_id": value["event_id"],
+            "request_id": value.get("request_id"),
+            "contact_id": contact_id(address.normalized),
+            "email_normalized": address.normalized,
+            "domain": address.domain,
+            "phone_e164": phone_e164(value.get("phone"), region),
+            "role_account": False,
+            "free_provider": False,
+            "email": value["email"],
+            "first_name": clean_name(value.get("first_name")),
+            "last_name": clean_name(value.get("last_name")),
+            "phone": value.get("phone"),
+            "company": clean_text(value.get("company")),
+            "website": website_domain(value.get("website")),
+            "title": clean_text(value.get("title")),
+            "city": clean_text(value.get("city")),
+            "state": clean_text(value.get("state")),
+            "postal_code": _postal(value.get("postal_code")),
+            "country": clean_text(value.get("country")),
+        }
+        for name in _PASSED_THROUGH:
+            out[name] = value.get(name)
+        out["tags"] = _tags(out["tags"])
+        out["custom_fields"] = out["custom_fields"] or {}
+        return out
+
+
+def _new_contact(filtered: dict[str, Any], address: Address, value: dict[str, Any]) -> NewContact:
+    return NewContact(
+        contact_id=filtered["contact_id"],
+        email_normalized=address.normalized,
+        domain=address.domain,
+        email=address.display,
+        first_name=filtered["first_name"],
+        last_name=filtered["last_name"],
+        phone_e164=filtered["phone_e164"],
+        company=filtered["company"],
+        website_domain=filtered["website"],
+        role_account=filtered["role_account"],
+        free_provider=filtered["free_provider"],
+        source=value["source"],
+        job_id=value.get("job_id"),
+        event_id=value["event_id"],
+    )
+
+
+def _rejected(
+    value: dict[str, Any], now_ms: int, rejection: Rejection, key: str | bytes | None
+) -> Output:
+    normalized = key if rejection.reason not in ("missing_email", "invalid_email") else None
+    out: dict[str, Any] = {
+        "event_id": derived_event_id(STAGE, value["event_id"]),
+        "job_id": value.get("job_id"),
+        "source": STAGE,
+        "event_time": now_ms,
+        "raw_event_id": value["event_id"],
+        "request_id": value.get("request_id"),
+        "stage": STAGE,
+        "reason": rejection.reason,
+        "detail": rejection.detail,
+        "contact_id": contact_id(normalized) if isinstance(normalized, str) else None,
+        "email_normalized": normalized if isinstance(normalized, str) else None,
+    }
+    for name in _AS_SUBMITTED:
+        out[name] = value.get(name)
+    out["email"] = value.get("email") or ""
+    out["tags"] = out["tags"] or []
+    out["custom_fields"] = out["custom_fields"] or {}
+    return Output(REJECTED, out, key=key, headers={REASON_HEADER: rejection.reason})
+
+
+def _postal(raw: str | None) -> str | None:
+    text = clean_text(raw, limit=32)
+    return text.upper() if text is not None else None
+
+
+def _tags(raw: list[str] | None) -> list[str]:
+    seen: dict[str, None] = {}
+    for tag in raw or ():
+        t = clean_text(tag, limit=100)
+        if t is not None:
+            seen.setdefault(t, None)
+    return list(seen)
+
+
+__all__ = ["FILTERED", "REASON_HEADER", "REJECTED", "STAGE", "FilterLogic"]
