@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from leadstream.cli.db import migrate
+from leadstream.cli.dlq import dlq_app
 from leadstream.cli.infra import infra_app
 from leadstream.cli.schemas import schemas_app
 from leadstream.cli.suppress import suppress_app
@@ -20,6 +21,7 @@ app.add_typer(infra_app, name="infra")
 app.command()(migrate)
 app.add_typer(topics_app, name="topics")
 app.add_typer(schemas_app, name="schemas")
+app.add_typer(dlq_app, name="dlq")
 app.add_typer(suppress_app, name="suppress")
 
 

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+Headers = list[tuple[str, bytes]]
 JOB_ID_HEADER = "job_id"
 """Header carrying the job id on every stage output, so counting needs no Avro decode."""
 
@@ -40,3 +41,11 @@ class Output:
     value: dict[str, Any] | None
     key: str | bytes | None = None
     headers: Mapping[str, str | bytes] = field(default_factory=dict)
+
+
+def header_list(
+    headers: dict[str, str | bytes | None] | list[tuple[str, str | bytes | None]] | None,
+) -> Headers:
+    """Kafka client headers as ``[(name, bytes)]`` (None values become empty bytes)."""
+    items = headers.items() if isinstance(headers, dict) else headers or ()
+    return [(k, v.encode() if isinstance(v, str) else v or b"") for k, v in items]

@@ -28,14 +28,13 @@ from leadstream.runtime.codec import Codec
 from leadstream.runtime.config import RuntimeConfig
 from leadstream.runtime.deadletter import dlq_headers, dlq_topic
 from leadstream.runtime.errors import FatalStageError, RetryLater, UndecodableRecord
-from leadstream.runtime.records import JOB_ID_HEADER, Output, Record
+from leadstream.runtime.records import JOB_ID_HEADER, Headers, Output, Record, header_list
 from leadstream.runtime.stage import Stage
 from leadstream.settings import Settings
 
 log = logging.getLogger(__name__)
 _FENCED_CODES = frozenset({KafkaError._FENCED, KafkaError.PRODUCER_FENCED})
 TP = tuple[str, int]
-Headers = list[tuple[str, bytes]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +95,7 @@ class _Raw:
             offset=m.offset() or 0,
             key=key.encode() if isinstance(key, str) else key,
             value=value.encode() if isinstance(value, str) else value,
-            headers=_header_list(m.headers()),
+            headers=header_list(m.headers()),
             timestamp_ms=m.timestamp()[1],
         )
 
@@ -557,13 +556,6 @@ def _undecodable(exc: BaseException) -> UndecodableRecord:
     err = UndecodableRecord(f"{type(exc).__name__}: {exc}")
     err.__cause__ = exc
     return err
-
-
-def _header_list(
-    headers: dict[str, str | bytes | None] | list[tuple[str, str | bytes | None]] | None,
-) -> Headers:
-    items = headers.items() if isinstance(headers, dict) else headers or ()
-    return [(k, v.encode() if isinstance(v, str) else v or b"") for k, v in items]
 
 
 def _fmt(partitions: list[TopicPartition]) -> str:
