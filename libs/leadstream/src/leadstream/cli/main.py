@@ -8,6 +8,8 @@ from leadstream.cli.db import migrate
 from leadstream.cli.dlq import dlq_app
 from leadstream.cli.infra import infra_app
 from leadstream.cli.schemas import schemas_app
+from leadstream.cli.status import status
+from leadstream.cli.status import status
 from leadstream.cli.suppress import suppress_app
 from leadstream.cli.topics import topics_app
 
@@ -19,6 +21,7 @@ app = typer.Typer(
 )
 app.add_typer(infra_app, name="infra")
 app.command()(migrate)
+app.command()(status)
 app.add_typer(topics_app, name="topics")
 app.add_typer(schemas_app, name="schemas")
 app.add_typer(dlq_app, name="dlq")
