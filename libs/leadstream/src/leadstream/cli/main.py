@@ -9,7 +9,6 @@ from leadstream.cli.dlq import dlq_app
 from leadstream.cli.infra import infra_app
 from leadstream.cli.schemas import schemas_app
 from leadstream.cli.status import status
-from leadstream.cli.status import status
 from leadstream.cli.suppress import suppress_app
 from leadstream.cli.topics import topics_app
 
