@@ -2,16 +2,83 @@
 
 from __future__ import annotations
 
-from leadstream.settings import Settings
+from typing import Self
+
+from pydantic import Field, SecretStr, model_validator
+
+from leadstream.errors import ConfigError
+from leadstream.events import EventSettings
+from leadstream.settings import PLACEHOLDER_SECRETS, Settings
+
+MiB = 1024 * 1024
 
 
-class IngestSettings(Settings):
+class IngestSettings(EventSettings):
     """Settings of the ingest HTTP API."""
 
     http_host: str = "127.0.0.1"
     http_port: int = 8000
-    max_body_bytes: int = 50 * 1024 * 1024
-    max_batch_contacts: int = 1000
+    max_body_bytes: int = Field(
+        default=5 * MiB, ge=1024, description="Limit of a JSON request body (413 beyond)."
+    )
+    max_batch_contacts: int = Field(default=1000, ge=1, le=1000)
     phone_region: str = "GB"
     cors_origins: tuple[str, ...] = ()
-    trusted_proxies: tuple[str, ...] = ()
+    trusted_proxies: tuple[str, ...] = Field(
+        default=(), description="Peers whose X-Forwarded-For is believed (the TLS proxy)."
+    )
+
+    # CSV uploads
+    max_upload_bytes: int = Field(default=1024 * MiB, ge=1024, description="CSV upload limit.")
+    max_upload_rows: int = Field(default=2_000_000, ge=1, description="Data rows per upload.")
+    max_field_chars: int = Field(default=1000, ge=16, description="Longest CSV field accepted.")
+    max_csv_columns: int = Field(default=200, ge=1)
+    upload_errors_reported: int = Field(
+        default=100, ge=0, description="Row errors returned (with line numbers) per upload."
+    )
+
+    # Email Bison webhooks
+    bison_webhook_secret: SecretStr | None = Field(
+        default=None,
+        description="Token in the webhook URL /v1/webhooks/bison/{token}; unset = disabled.",
+    )
+    webhook_max_body_bytes: int = Field(default=1 * MiB, ge=1024)
+    webhook_receipts_days: int = Field(default=14, ge=1, description="Dedupe window.")
+
+    # Idempotency keys
+    idempotency_ttl_hours: int = Field(default=24, ge=1)
+
+    # Kafka producer
+    producer_message_timeout_ms: int = Field(
+        default=30_000, ge=1000, description="A 202 waits at most this for the broker's ack."
+    )
+    producer_queue_max_kbytes: int = Field(
+        default=32 * 1024, ge=1024, description="librdkafka's local queue (bounds memory)."
+    )
+    producer_linger_ms: int = Field(default=5, ge=0)
+    producer_compression: str = Field(default="lz4")
+
+    # Job progress (SSE)
+    job_events_interval_s: float = Field(default=1.0, gt=0, description="SSE poll period.")
+    job_events_max_s: float = Field(
+        default=3600.0, gt=0, description="An SSE stream ends after this; clients reconnect."
+    )
+
+    @model_validator(mode="after")
+    def _refuse_placeholder_webhook_secret(self) -> Self:
+        secret = self.bison_webhook_secret
+        if secret is None:
+            return self
+        value = secret.get_secret_value()
+        if len(value) < 16 and (self.env == "prod" or value.lower() in PLACEHOLDER_SECRETS):
+            raise ConfigError(
+                "LEADSTREAM_BISON_WEBHOOK_SECRET must be at least 16 random characters"
+            )
+        return self
+
+    @classmethod
+    def of(cls, settings: Settings, **overrides: object) -> Self:
+        """These settings built from a plain :class:`Settings` (fields it lacks from the env)."""
+        values: dict[str, object] = dict(settings)
+        values.update(overrides)
+        return cls(**values)  # type: ignore[arg-type]

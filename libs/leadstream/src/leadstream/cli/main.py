@@ -7,6 +7,7 @@ import typer
 from leadstream.cli.db import migrate
 from leadstream.cli.dlq import dlq_app
 from leadstream.cli.infra import infra_app
+from leadstream.cli.keys import keys_app
 from leadstream.cli.schemas import schemas_app
 from leadstream.cli.status import status
 from leadstream.cli.suppress import suppress_app
@@ -25,6 +26,7 @@ app.add_typer(topics_app, name="topics")
 app.add_typer(schemas_app, name="schemas")
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(suppress_app, name="suppress")
+app.add_typer(keys_app, name="keys")
 
 
 def main() -> None:

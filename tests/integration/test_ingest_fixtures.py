@@ -1,0 +1,200 @@
+"""Fixtures and helpers of the ingest/audit integration tests (no tests here; the other
+``test_ingest*``/``test_audit*`` modules import from it).
+
+Every module gets its own world on the real servers: a topic prefix (topics applied,
+schemas registered under the prefixed subjects), a fresh PostgreSQL database migrated to the
+ingest revision, and the ingest app served by uvicorn on a free loopback port in a thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+import uvicorn
+from sqlalchemy.engine import make_url
+
+from leadstream.db import make_engine, upgrade
+from leadstream.db.api_keys import ApiKeyStore
+from leadstream.events import Serde, register_schemas
+from leadstream.infra import Stack
+from leadstream.topics import TopicSettings, apply
+from leadstream_ingest.app import create_app
+from leadstream_ingest.config import IngestSettings
+from tests.support.kafka import read_all
+
+WEBHOOK_SECRET = "whsec-" + "x7Kq2" * 6
+
+
+def base_settings(stack: Stack, prefix: str) -> IngestSettings:
+    cfg = stack.settings
+    return IngestSettings(
+        env="test",
+        kafka_bootstrap=f"{cfg.host}:{cfg.kafka_port}",
+        schema_registry_url=f"http://{cfg.host}:{cfg.registry_port}/apis/ccompat/v7",
+        database_url=f"postgresql+psycopg://{cfg.postgres_user}@{cfg.host}:{cfg.postgres_port}/"
+        f"{cfg.postgres_database}",
+        database_password=cfg.postgres_password,
+        mongo_url=f"mongodb://{cfg.host}:{cfg.mongo_port}/",
+        mongo_database=f"t_{prefix.strip('.')}",
+        redis_url=f"redis://{cfg.host}:{cfg.redis_port}/0",
+        topic_prefix=prefix,
+        bison_webhook_secret=WEBHOOK_SECRET,
+    )
+
+
+@contextlib.contextmanager
+def fresh_database(settings: IngestSettings) -> Iterator[IngestSettings]:
+    """A new database migrated to the ingest revision; dropped afterwards."""
+    name = f"t_ingest_{uuid.uuid4().hex[:10]}"
+    admin = make_engine(settings, pool_size=1).execution_options(isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = make_url(settings.database_url).set(database=name)
+    fresh = settings.model_copy(update={"database_url": url.render_as_string(hide_password=False)})
+    try:
+        upgrade(fresh, "0003")
+        yield fresh
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@contextlib.contextmanager
+def ingest_world(stack: Stack, **overrides: Any) -> Iterator[IngestSettings]:
+    prefix = f"t{uuid.uuid4().hex[:10]}."
+    settings = base_settings(stack, prefix).model_copy(update=overrides)
+    report = apply(TopicSettings.of(settings))
+    assert report.ok, report
+    assert all(r.ok for r in register_schemas(settings))
+    with fresh_database(settings) as fresh:
+        yield fresh
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Server:
+    """The ingest app on uvicorn in a thread."""
+
+    def __init__(self, settings: IngestSettings, **app_kwargs: Any) -> None:
+        self.settings = settings
+        self.port = free_port()
+        self.app = create_app(settings, **app_kwargs)
+        config = uvicorn.Config(
+            self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on"
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> Server:
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the ingest server did not start")
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+
+
+@dataclass
+class Keys:
+    """Tokens of the keys a test module uses."""
+
+    ingest: str
+    ingest_id: str
+    other: str
+    other_id: str
+    admin: str
+    admin_id: str
+    revoked: str
+    store: ApiKeyStore
+
+    def auth(self, token: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {token}"}
+
+
+@contextlib.contextmanager
+def api_keys(settings: IngestSettings) -> Iterator[Keys]:
+    engine = make_engine(settings, pool_size=1)
+    try:
+        store = ApiKeyStore(engine)
+        ingest = store.create("tests", ["ingest"])
+        other = store.create("someone else", ["ingest"])
+        admin = store.create("operator", ["admin"])
+        revoked = store.create("old", ["ingest"])
+        store.revoke(revoked.key.key_id)
+        yield Keys(
+            ingest.token,
+            ingest.key.key_id,
+            other.token,
+            other.key.key_id,
+            admin.token,
+            admin.key.key_id,
+            revoked.token,
+            store,
+        )
+    finally:
+        engine.dispose()
+
+
+@dataclass
+class World:
+    settings: IngestSettings
+    server: Server
+    keys: Keys
+    client: httpx.Client
+    serde: Serde
+
+    def read(
+        self, topic: str, *, expect: int | None = None, timeout: float = 30.0, settle: float = 1.0
+    ) -> list[Any]:
+        physical = self.settings.topic(topic)
+        return read_all(self.settings, physical, expect=expect, timeout=timeout, settle=settle)
+
+    def decoded(self, topic: str, **kwargs: Any) -> list[Event]:
+        """(key, value, headers) of every committed event of a topic."""
+        return [
+            Event(m.key(), self.serde.deserialize(m.value(), m.topic()), dict(m.headers() or []))
+            for m in self.read(topic, **kwargs)
+        ]
+
+
+@dataclass(frozen=True)
+class Event:
+    key: bytes
+    value: dict[str, Any]
+    headers: dict[str, bytes]
+
+
+@pytest.fixture(scope="module")
+def world(stack: Stack) -> Iterator[World]:
+    with (
+        ingest_world(stack) as settings,
+        api_keys(settings) as keys,
+        Server(settings) as server,
+        httpx.Client(base_url=server.url, timeout=60) as client,
+        Serde(settings) as serde,
+    ):
+        yield World(settings, server, keys, client, serde)
