@@ -104,9 +104,11 @@ def region_of(country: str | None, default: str) -> str:
     """The phone region for a country as submitted (ISO code or common name), else default."""
     if country:
         c = country.strip()
-        if len(c) == 2 and c.isalpha():
+        named = _COUNTRY_NAMES.get(c.lower())
+        if named is not None:
+            return named
+        if len(c) == 2 and c.upper() in phonenumbers.SUPPORTED_REGIONS:
             return c.upper()
-        return _COUNTRY_NAMES.get(c.lower(), default)
     return default
 
 
