@@ -214,7 +214,8 @@ class ContactStore:
                 else:
                     owners[email] = owner
             if missing:
-                owners.update(dict(conn.execute(_OWNERS, {"emails": missing}).tuples().all()))
+                for email, owner in conn.execute(_OWNERS, {"emails": missing}):
+                    owners[email] = owner
             return owners
 
         return self._run(run)
