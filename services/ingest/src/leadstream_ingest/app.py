@@ -20,7 +20,7 @@ from leadstream_ingest.body_limit import BodyLimitMiddleware
 from leadstream_ingest.config import IngestSettings
 from leadstream_ingest.problems import install_error_handlers
 from leadstream_ingest.request_context import RequestContextMiddleware
-from leadstream_ingest.routes import contacts, health, jobs, uploads, webhooks
+from leadstream_ingest.routes import admin, contacts, health, jobs, uploads, webhooks
 from leadstream_ingest.services import JobStatesFactory, Services
 
 ROUTERS: tuple[APIRouter, ...] = (
@@ -29,6 +29,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     uploads.router,
     jobs.router,
     webhooks.router,
+    admin.router,
 )
 
 DESCRIPTION = """

@@ -64,6 +64,40 @@ class IngestSettings(EventSettings):
         default=3600.0, gt=0, description="An SSE stream ends after this; clients reconnect."
     )
 
+    # Landing-page registrations (POST /v1/registrations, docs/api.md "Registrations").
+    # CORS origins and trusted proxies are the shared `cors_origins` / `trusted_proxies`
+    # (registrations read `trusted_proxies` entries as addresses or CIDR networks).
+    registration_region: str | None = Field(
+        default=None, description="Region phones are validated for; unset = phone_region."
+    )
+    registration_phone_pattern: str | None = Field(
+        default=None,
+        description=r"Regex the phone dialled nationally (digits only) must match, e.g. ^0\d{10}$.",
+    )
+    registration_rate_limit: int = Field(
+        default=10, ge=1, description="Registrations per client IP per period (sustained)."
+    )
+    registration_rate_period_s: float = Field(default=60.0, gt=0)
+    registration_rate_burst: int = Field(
+        default=5, ge=1, description="Registrations an idle client IP may make back to back."
+    )
+    registration_rate_fail_open: bool = Field(
+        default=True, description="Redis unreachable: accept (True) or answer 503 (False)."
+    )
+    registration_rate_timeout_s: float = Field(
+        default=0.25, gt=0, description="A Redis slower than this counts as unreachable."
+    )
+    registration_ipv6_prefix: int = Field(
+        default=64, ge=1, le=128, description="IPv6 clients share one limit per network."
+    )
+    registration_pending_ttl_s: int = Field(
+        default=7 * 86_400, ge=60, description="How long an accepted id polls as pending."
+    )
+    security_hsts_max_age_s: int = Field(default=31_536_000, ge=0)
+    registration_writer_metrics_host: str = "127.0.0.1"
+    registration_writer_metrics_port: int = Field(default=9108, ge=0)
+    registration_writer_pool_size: int = Field(default=2, ge=1)
+
     @model_validator(mode="after")
     def _refuse_placeholder_webhook_secret(self) -> Self:
         secret = self.bison_webhook_secret

@@ -141,33 +141,38 @@ class UploadSummary:
         }
 
 
-class _Parser:
-    """The parser thread's work for one upload."""
+Emit = Callable[[dict[str, Any]], None]
+
+
+class UploadParser:
+    """The parser thread's work for one upload: bytes in, records to ``emit``, a summary out.
+
+    ``on_header`` is called once the header is understood (the job is created there);
+    ``emit`` receives each accepted ``ContactSubmitted`` record.
+    """
 
     def __init__(
         self,
         settings: IngestSettings,
-        producer: EventProducer,
         options: UploadOptions,
         meta: UploadMeta,
-        acks: Acks,
+        emit: Emit,
         on_header: Callable[[UploadSummary], None],
     ) -> None:
         self.settings = settings
-        self.producer = producer
         self.options = options
         self.meta = meta
-        self.acks = acks
+        self.emit = emit
         self.on_header = on_header
         self.summary = UploadSummary(meta.job_id)
 
     def __call__(self, chunks: ChunkQueue) -> UploadSummary:
         try:
-            return self._run(iter(chunks))
+            return self.parse(iter(chunks))
         finally:
             chunks.close()
 
-    def _run(self, chunks: Iterator[bytes]) -> UploadSummary:
+    def parse(self, chunks: Iterator[bytes]) -> UploadSummary:
         s = self.summary
         decoder = AutoDecoder(self.options.encoding)
         physical = lines(text_chunks(chunks, decoder))
@@ -197,10 +202,7 @@ class _Parser:
         s = self.summary
         settings = self.settings
         builder = RowBuilder(s.columns, self.meta, max_field_chars=settings.max_field_chars)
-        codec = self.producer.serde.codec("contacts.raw")
-        produce = self.producer.produce
-        acks = self.acks
-        headers: list[tuple[str, str | bytes | None]] = [("job_id", self.meta.job_id.encode())]
+        emit = self.emit
         max_rows = settings.max_upload_rows
         keep = settings.upload_errors_reported
         previous = reader.line_num
@@ -226,7 +228,7 @@ class _Parser:
             if isinstance(built, RowError):
                 self._error(built, keep)
                 continue
-            produce("contacts.raw", codec.serialize(built), built["email"].lower(), headers, acks)
+            emit(built)
             s.rows_accepted += 1
 
     def _error(self, error: RowError, keep: int) -> None:
@@ -272,7 +274,15 @@ class UploadService:
             data = self.producer.encode("jobs.events", event)
             self.producer.produce("jobs.events", data, meta.job_id, None, acks)
 
-        parser = _Parser(self.settings, self.producer, options, meta, acks, on_header)
+        codec = self.producer.serde.codec("contacts.raw")
+        produce = self.producer.produce
+        headers: list[tuple[str, str | bytes | None]] = [("job_id", meta.job_id.encode())]
+
+        def emit(record: dict[str, Any]) -> None:  # parser thread
+            data = codec.serialize(record)
+            produce("contacts.raw", data, record["email"].lower(), headers, acks)
+
+        parser = UploadParser(self.settings, options, meta, emit, on_header)
         pumping = asyncio.ensure_future(pump(body, chunks))
         try:
             summary = await loop.run_in_executor(self.executor, parser, chunks)

@@ -1,0 +1,232 @@
+"""Per-client-IP rate limit of registrations, in Redis, one atomic Lua script per request.
+
+The algorithm is GCRA (the "generic cell rate algorithm", a token bucket kept as a single
+timestamp): ``limit`` requests per ``period`` sustained, at most ``burst`` back to back from
+an idle client. It is a continuously sliding window — no window boundary where a client gets
+twice its allowance. The only state is one key per client (the "theoretical arrival time"),
+expiring when the client is idle again. :func:`gcra` is the decision in Python (unit-tested
+by tables); :data:`SCRIPT` is the same arithmetic in Lua (tested against Redis with the same
+tables), with the clock read from Redis ``TIME`` so every ingest instance shares one clock.
+
+The script also marks the request id "pending" when it admits the request (one round trip
+instead of two); the caller removes the mark if the broker then refuses the event.
+
+Redis unreachable or slower than ``timeout_s``: fail open (admit; the default) or closed
+(:class:`~leadstream_ingest.errors.Unavailable`, 503), per settings. After a failure Redis is
+not asked again for ``retry_s``, so an outage costs one timeout, not one per request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import math
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import overload
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from leadstream.errors import ConfigError, LeadStreamError
+from leadstream_ingest.errors import Unavailable
+
+log = logging.getLogger(__name__)
+_EPS = 1e-9
+
+SCRIPT = """
+local interval = tonumber(ARGV[1])
+local tolerance = tonumber(ARGV[2])
+local now
+if ARGV[3] ~= '' then
+  now = tonumber(ARGV[3])
+else
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+end
+local tat = tonumber(redis.call('GET', KEYS[1]))
+if tat == nil or tat < now then tat = now end
+if tat - now > tolerance + 1e-9 then
+  return {0, string.format('%.3f', tat - tolerance - now), 0}
+end
+local new_tat = tat + interval
+redis.call('SET', KEYS[1], string.format('%.3f', new_tat), 'PX', math.max(1, math.ceil(new_tat - now)))
+if KEYS[2] then
+  redis.call('SET', KEYS[2], '1', 'EX', tonumber(ARGV[4]))
+end
+local remaining = math.floor((tolerance - (new_tat - now)) / interval + 1e-9) + 1
+if remaining < 0 then remaining = 0 end
+return {1, '0', remaining}
+"""
+
+
+class RateLimited(LeadStreamError):
+    """The client is over its limit; it may retry after ``retry_after_s`` seconds."""
+
+    def __init__(self, retry_after_s: int) -> None:
+        super().__init__(f"rate limited; retry after {retry_after_s} s")
+        self.retry_after_s = retry_after_s
+
+
+@dataclass(frozen=True, slots=True)
+class RatePolicy:
+    limit: int
+    period_s: float
+    burst: int
+
+    def __post_init__(self) -> None:
+        if self.limit < 1 or self.burst < 1 or self.period_s <= 0:
+            raise ConfigError("a rate limit needs limit >= 1, burst >= 1 and period > 0")
+
+    @property
+    def interval_ms(self) -> float:
+        """Time one request "costs"."""
+        return self.period_s * 1000 / self.limit
+
+    @property
+    def tolerance_ms(self) -> float:
+        """How far ahead of now a client's arrival time may run (the burst)."""
+        return self.interval_ms * (self.burst - 1)
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    allowed: bool
+    retry_after_s: float = 0.0
+    remaining: int = 0
+    degraded: bool = False  # admitted without asking Redis (fail open)
+
+    @property
+    def retry_after_header(self) -> int:
+        """Whole seconds for ``Retry-After`` (rounded up, at least 1)."""
+        return max(1, math.ceil(self.retry_after_s - _EPS))
+
+
+def gcra(tat_ms: float | None, now_ms: float, policy: RatePolicy) -> tuple[Decision, float | None]:
+    """The decision for a request at ``now_ms`` given the stored arrival time (None: idle),
+    and the arrival time to store (None: unchanged, the request is refused)."""
+    interval, tolerance = policy.interval_ms, policy.tolerance_ms
+    tat = now_ms if tat_ms is None or tat_ms < now_ms else tat_ms
+    if tat - now_ms > tolerance + _EPS:
+        return Decision(False, (tat - tolerance - now_ms) / 1000), None
+    new_tat = tat + interval
+    remaining = max(0, math.floor((tolerance - (new_tat - now_ms)) / interval + _EPS) + 1)
+    return Decision(True, 0.0, remaining), new_tat
+
+
+class TrustedProxies(Sequence[str]):
+    """The configured proxies (addresses or CIDR networks) as a sequence whose ``in`` tests
+    network membership, so ``client_ip(scope, TrustedProxies(...))`` honours CIDRs."""
+
+    def __init__(self, entries: Sequence[str]) -> None:
+        self._entries = tuple(entries)
+        try:
+            self._networks = tuple(ipaddress.ip_network(e.strip(), strict=False) for e in entries)
+        except ValueError as exc:
+            raise ConfigError(f"trusted_proxies: {exc}") from None
+
+    def __contains__(self, value: object) -> bool:
+        if not isinstance(value, str) or not self._networks:
+            return False
+        try:
+            address = ipaddress.ip_address(value.strip())
+        except ValueError:
+            return False
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        return any(address in net for net in self._networks)
+
+    @overload
+    def __getitem__(self, index: int) -> str: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[str]: ...
+    def __getitem__(self, index: int | slice) -> str | Sequence[str]:
+        return self._entries[index]
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._entries)
+
+
+def client_bucket(ip: str | None, ipv6_prefix: int = 64) -> str:
+    """Whose allowance a request spends: the IPv4 address, or the IPv6 network (one host
+    usually holds a whole /64, so limiting single IPv6 addresses limits nothing)."""
+    if not ip:
+        return "unknown"
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return "raw:" + ip[:64]
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{address}/{ipv6_prefix}", strict=False))
+    return str(address)
+
+
+class RateLimiter:
+    """Admits or refuses a request of a client bucket (see the module docstring)."""
+
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        policy: RatePolicy,
+        *,
+        key_prefix: str,
+        timeout_s: float,
+        fail_open: bool,
+        retry_s: float = 1.0,
+    ) -> None:
+        self.policy = policy
+        self.key_prefix = key_prefix
+        self.timeout_s = timeout_s
+        self.fail_open = fail_open
+        self.retry_s = retry_s
+        self.failures = 0
+        self._script = redis.register_script(SCRIPT)
+        self._skip_until = 0.0
+
+    async def admit(
+        self, bucket: str, *, pending_key: str | None = None, pending_ttl_s: int = 0
+    ) -> Decision:
+        """The decision for one request now; ``pending_key`` is set when it is admitted.
+
+        :class:`RateLimited` when refused; :class:`Unavailable` when Redis cannot answer and
+        the limiter fails closed.
+        """
+        decision = await self._ask(bucket, pending_key, pending_ttl_s)
+        if not decision.allowed:
+            raise RateLimited(decision.retry_after_header)
+        return decision
+
+    async def _ask(self, bucket: str, pending_key: str | None, ttl_s: int) -> Decision:
+        if time.monotonic() < self._skip_until:
+            return self._unavailable(None)
+        keys = [self.key_prefix + bucket] + ([pending_key] if pending_key else [])
+        args = [repr(self.policy.interval_ms), repr(self.policy.tolerance_ms), "", ttl_s]
+        try:
+            allowed, retry_ms, remaining = await asyncio.wait_for(
+                self._script(keys=keys, args=args), self.timeout_s
+            )
+        except (RedisError, OSError, TimeoutError) as exc:
+            self._skip_until = time.monotonic() + self.retry_s
+            return self._unavailable(exc)
+        return Decision(bool(allowed), float(retry_ms) / 1000, int(remaining))
+
+    def _unavailable(self, exc: BaseException | None) -> Decision:
+        self.failures += 1
+        if exc is not None:
+            log.warning(
+                "rate limiter: Redis unavailable (%s: %s); failing %s for %.1f s",
+                type(exc).__name__,
+                exc,
+                "open" if self.fail_open else "closed",
+                self.retry_s,
+            )
+        if self.fail_open:
+            return Decision(True, degraded=True)
+        raise Unavailable("rate limiting is unavailable; retry later", code="rate_limiter_unavailable")
