@@ -2,15 +2,43 @@
 
 from __future__ import annotations
 
-import sys
-
+from leadstream.db import make_engine
+from leadstream.events import Serde
+from leadstream.runtime import RuntimeConfig
+from leadstream.runtime.service import serve_stage
 from leadstream_batch.config import BatchSettings
+from leadstream_batch.emitter import KafkaEmitter
+from leadstream_batch.service import build_service
+from leadstream_batch.timer import TimerThread
 
 
 def main() -> None:
-    """Run the batch service."""
+    """Run the batch service: the stage loop, and the timer thread beside it."""
     settings = BatchSettings()
-    sys.exit(
-        f"leadstream-batch: the service's processing is not built yet "
-        f"(settings loaded: env={settings.env}, kafka={settings.kafka_bootstrap})"
-    )
+    config = RuntimeConfig()
+    serde = Serde(settings)
+    serde.prepare()
+    engine = make_engine(settings)
+    group = settings.topic(settings.consumer_group)
+    emitter = KafkaEmitter(settings, serde, f"{group}-{config.instance_id}-timer")
+    service = build_service(settings, engine, emitter)
+    timer = TimerThread(service.timer, settings.batch_tick_s)
+    timer.start()
+    try:
+        serve_stage(
+            service.stage,
+            settings,
+            serde,
+            metrics_host="0.0.0.0",
+            metrics_port=settings.metrics_port,
+            config=config,
+        )
+    finally:
+        timer.stop()
+        emitter.close()
+        serde.close()
+        engine.dispose()
+
+
+if __name__ == "__main__":
+    main()
