@@ -57,11 +57,15 @@ class PhoneRules:
         """Rules from settings; :class:`ConfigError` for an unknown region or a bad regex."""
         code = region.strip().upper()
         if code not in phonenumbers.SUPPORTED_REGIONS:
-            raise ConfigError(f"registration region {region!r} is not an ISO region phonenumbers knows")
+            raise ConfigError(
+                f"registration region {region!r} is not an ISO region phonenumbers knows"
+            )
         try:
             compiled = re.compile(pattern) if pattern else None
         except re.error as exc:
-            raise ConfigError(f"registration phone pattern {pattern!r} is not a regex: {exc}") from None
+            raise ConfigError(
+                f"registration phone pattern {pattern!r} is not a regex: {exc}"
+            ) from None
         return cls(code, compiled)
 
     def check(self, raw: str) -> Phone:
@@ -72,15 +76,21 @@ class PhoneRules:
         try:
             number = phonenumbers.parse(text, self.region)
         except NumberParseException as exc:
-            raise InvalidPhone("parse", _PARSE_REASONS.get(exc.error_type, "not a phone number")) from None
+            raise InvalidPhone(
+                "parse", _PARSE_REASONS.get(exc.error_type, "not a phone number")
+            ) from None
         if number.extension:
             raise InvalidPhone("extension", "extensions are not accepted")
         if not phonenumbers.is_valid_number_for_region(number, self.region):
             other = phonenumbers.region_code_for_number(number)
             if other and other != self.region and phonenumbers.is_valid_number(number):
-                raise InvalidPhone("region", f"a {other} number; only {self.region} numbers are accepted")
+                raise InvalidPhone(
+                    "region", f"a {other} number; only {self.region} numbers are accepted"
+                )
             raise InvalidPhone("valid", f"not a valid {self.region} number")
-        national = _NON_DIGITS.sub("", phonenumbers.format_number(number, PhoneNumberFormat.NATIONAL))
+        national = _NON_DIGITS.sub(
+            "", phonenumbers.format_number(number, PhoneNumberFormat.NATIONAL)
+        )
         if self.pattern is not None and not self.pattern.fullmatch(national):
             raise InvalidPhone("pattern", f"not in the accepted format for {self.region} numbers")
         e164 = phonenumbers.format_number(number, PhoneNumberFormat.E164)

@@ -52,7 +52,8 @@ if tat - now > tolerance + 1e-9 then
   return {0, string.format('%.3f', tat - tolerance - now), 0}
 end
 local new_tat = tat + interval
-redis.call('SET', KEYS[1], string.format('%.3f', new_tat), 'PX', math.max(1, math.ceil(new_tat - now)))
+local ttl = math.max(1, math.ceil(new_tat - now))
+redis.call('SET', KEYS[1], string.format('%.3f', new_tat), 'PX', ttl)
 if KEYS[2] then
   redis.call('SET', KEYS[2], '1', 'EX', tonumber(ARGV[4]))
 end
@@ -207,7 +208,12 @@ class RateLimiter:
         if time.monotonic() < self._skip_until:
             return self._unavailable(None)
         keys = [self.key_prefix + bucket] + ([pending_key] if pending_key else [])
-        args = [repr(self.policy.interval_ms), repr(self.policy.tolerance_ms), "", ttl_s]
+        args: list[str | int] = [
+            repr(self.policy.interval_ms),
+            repr(self.policy.tolerance_ms),
+            "",
+            ttl_s,
+        ]
         try:
             allowed, retry_ms, remaining = await asyncio.wait_for(
                 self._script(keys=keys, args=args), self.timeout_s
@@ -229,4 +235,6 @@ class RateLimiter:
             )
         if self.fail_open:
             return Decision(True, degraded=True)
-        raise Unavailable("rate limiting is unavailable; retry later", code="rate_limiter_unavailable")
+        raise Unavailable(
+            "rate limiting is unavailable; retry later", code="rate_limiter_unavailable"
+        )
