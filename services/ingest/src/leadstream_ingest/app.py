@@ -19,8 +19,10 @@ from fastapi import APIRouter, FastAPI
 from leadstream_ingest.body_limit import BodyLimitMiddleware
 from leadstream_ingest.config import IngestSettings
 from leadstream_ingest.problems import install_error_handlers
+from leadstream_ingest.registrations import router as registrations_router
 from leadstream_ingest.request_context import RequestContextMiddleware
 from leadstream_ingest.routes import admin, contacts, health, jobs, uploads, webhooks
+from leadstream_ingest.security import RegistrationCorsMiddleware, SecurityHeadersMiddleware
 from leadstream_ingest.services import JobStatesFactory, Services
 
 ROUTERS: tuple[APIRouter, ...] = (
@@ -30,6 +32,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     jobs.router,
     webhooks.router,
     admin.router,
+    registrations_router,
 )
 
 DESCRIPTION = """
@@ -86,6 +89,8 @@ def create_app(
             "/v1/webhooks/": settings.webhook_max_body_bytes,
         },
     )
+    app.add_middleware(RegistrationCorsMiddleware, settings=settings)
+    app.add_middleware(SecurityHeadersMiddleware, settings=settings)
     app.add_middleware(RequestContextMiddleware, services=lambda: app.state.services)
     return app
 
