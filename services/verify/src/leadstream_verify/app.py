@@ -6,6 +6,8 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from sqlalchemy import Engine
 
 from leadstream.db import make_engine
@@ -36,7 +38,10 @@ def verify_stage(settings: VerifySettings, engine: Engine) -> Iterator[Stage]:
         shared: RedisCache | None = None
         if settings.dns_redis_cache:
             client = redis.Redis.from_url(
-                settings.redis_url, socket_timeout=1.0, socket_connect_timeout=1.0
+                settings.redis_url,
+                socket_timeout=1.0,
+                socket_connect_timeout=1.0,
+                retry=Retry(NoBackoff(), 1),  # a cache: fail fast, skip it for a while
             )
             stack.callback(client.close)
             shared = RedisCache(client, settings.dns_cache_namespace)

@@ -51,7 +51,7 @@ class CachedMailLookup:
     def lookup_many(self, domains: Collection[str]) -> Mapping[str, DomainMail]:
         found: dict[str, DomainMail] = {}
         missing: list[str] = []
-        for d in domains:
+        for d in dict.fromkeys(domains):
             hit = self.local.get(d)
             if hit is None:
                 missing.append(d)
