@@ -1,0 +1,3 @@
+from leadstream_bison_sync.app import main
+
+main()
