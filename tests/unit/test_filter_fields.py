@@ -94,3 +94,10 @@ def test_region_of(country: str | None, region: str) -> None:
 )
 def test_website_domain(raw: str | None, domain: str | None) -> None:
     assert website_domain(raw) == domain
+
+
+def test_possible_phone_numbers_when_not_strict() -> None:
+    unassigned = "+44 20 0946 0958"  # right length, not in the UK numbering plan
+    assert phone_e164(unassigned, "GB") is None
+    assert phone_e164(unassigned, "GB", False) == "+442009460958"
+    assert phone_e164("+44 20 7946 095", "GB", False) is None

@@ -29,6 +29,7 @@ def build_stage(settings: FilterSettings, engine: Engine) -> Stage:
         suppressions,
         default_region=settings.default_phone_region,
         allow_smtputf8=settings.allow_smtputf8,
+        strict_phones=settings.phone_validation == "valid",
     )
     return Stage(STAGE, [INPUT], logic)
 

@@ -6,6 +6,8 @@ Lists are JSON arrays in the environment, e.g.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from leadstream.settings import Settings
@@ -21,6 +23,11 @@ class FilterSettings(Settings):
     metrics_port: int = 9101
     default_phone_region: str = Field(
         default="GB", description="Region for phone numbers without a country code."
+    )
+    phone_validation: Literal["valid", "possible"] = Field(
+        default="valid",
+        description="valid: the number matches its country's numbering plan; possible: only "
+        "its length (cheaper).",
     )
     reject_role_accounts: bool = Field(
         default=False, description="Reject role accounts (info@, sales@...) instead of flagging."

@@ -56,6 +56,7 @@ class FilterLogic:
         *,
         default_region: str = "GB",
         allow_smtputf8: bool = True,
+        strict_phones: bool = True,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.policy = policy
@@ -63,6 +64,7 @@ class FilterLogic:
         self.suppressions = suppressions
         self.default_region = default_region.upper()
         self.allow_smtputf8 = allow_smtputf8
+        self.strict_phones = strict_phones
         self.clock = clock
 
     def __call__(self, records: Sequence[Record]) -> list[list[Output]]:
@@ -114,7 +116,7 @@ class FilterLogic:
             "contact_id": contact_id(address.normalized),
             "email_normalized": address.normalized,
             "domain": address.domain,
-            "phone_e164": phone_e164(value.get("phone"), region),
+            "phone_e164": phone_e164(value.get("phone"), region, self.strict_phones),
             "role_account": False,
             "free_provider": False,
             "email": value["email"],
