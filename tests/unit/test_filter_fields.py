@@ -97,7 +97,7 @@ def test_website_domain(raw: str | None, domain: str | None) -> None:
 
 
 def test_possible_phone_numbers_when_not_strict() -> None:
-    unassigned = "+44 20 0946 0958"  # right length, not in the UK numbering plan
+    unassigned = "+1 415 055 2671"  # right length, exchange 055 is not assigned
     assert phone_e164(unassigned, "GB") is None
-    assert phone_e164(unassigned, "GB", False) == "+442009460958"
+    assert phone_e164(unassigned, "GB", False) == "+14150552671"
     assert phone_e164("+44 20 7946 095", "GB", False) is None

@@ -71,8 +71,9 @@ def _domain_error(domain: str) -> str:
 
 
 def unwrap(raw: str) -> str:
-    """Trim, drop invisible characters, fold full-width ASCII, a ``mailto:`` prefix, a display name and angle
-    brackets, and one trailing dot of the domain (an absolute DNS name is the same domain)."""
+    """Trim, drop invisible characters, fold full-width ASCII, drop a ``mailto:`` prefix, a
+    display name and angle brackets, and one trailing dot of the domain (an absolute DNS name
+    is the same domain)."""
     text = raw.translate(_INVISIBLE).strip()
     if not text.isascii():
         folded = unicodedata.normalize("NFKC", text)
