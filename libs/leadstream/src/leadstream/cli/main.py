@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from leadstream.cli.campaigns import campaigns_app
 from leadstream.cli.db import migrate
 from leadstream.cli.dlq import dlq_app
 from leadstream.cli.infra import infra_app
@@ -27,6 +28,7 @@ app.add_typer(schemas_app, name="schemas")
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(suppress_app, name="suppress")
 app.add_typer(keys_app, name="keys")
+app.add_typer(campaigns_app, name="campaigns")
 
 
 def main() -> None:
