@@ -100,4 +100,4 @@ def test_possible_phone_numbers_when_not_strict() -> None:
     unassigned = "+1 415 055 2671"  # right length, exchange 055 is not assigned
     assert phone_e164(unassigned, "GB") is None
     assert phone_e164(unassigned, "GB", False) == "+14150552671"
-    assert phone_e164("+44 20 794", "GB", False) is None  # too short for any UK number
+    assert phone_e164("+44 20 7946 0958 1234", "GB", False) is None  # too long
