@@ -15,5 +15,14 @@ from tests.support.fake_bison.events import WebhookSender
 from tests.support.fake_bison.fake import FakeBison, Response, Seen
 from tests.support.fake_bison.faults import Fault
 from tests.support.fake_bison.server import FakeBisonServer
+from tests.support.fake_bison.transport import fake_transport
 
-__all__ = ["FakeBison", "FakeBisonServer", "Fault", "Response", "Seen", "WebhookSender"]
+__all__ = [
+    "FakeBison",
+    "FakeBisonServer",
+    "Fault",
+    "Response",
+    "Seen",
+    "WebhookSender",
+    "fake_transport",
+]

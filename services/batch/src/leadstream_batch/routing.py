@@ -1,7 +1,8 @@
 """Which campaign a verified contact goes to (pure: rules in, decision out).
 
-Rules are tried in the order given (the store sorts them: priority, then age; the default
-rule last); the first whose every condition holds wins. A contact no rule matches is held
+Rules are tried by priority (lower first; equal priorities in the order given — the store
+lists them by age); the first whose every condition holds wins, and the default rule takes
+what none matched. A contact no rule matches is held
 with reason ``no_route`` until an operator adds a rule and re-routes it.
 """
 
@@ -38,6 +39,8 @@ class RuleLike(Protocol):
     def campaign_id(self) -> str: ...
     @property
     def match(self) -> MatchLike: ...
+    @property
+    def priority(self) -> int: ...
     @property
     def is_default(self) -> bool: ...
     @property
@@ -94,7 +97,7 @@ def matches(match: MatchLike, c: Routable) -> bool:
 def route(contact: Routable, rules: Sequence[RuleLike]) -> Route | NoRoute:
     """The first enabled rule that matches, else the default rule, else :class:`NoRoute`."""
     default: RuleLike | None = None
-    for rule in rules:
+    for rule in sorted(rules, key=lambda r: r.priority):
         if not rule.enabled:
             continue
         if rule.is_default:
