@@ -3,11 +3,12 @@
 Two writers, each one statement per batch:
 
 - the filter *claims* emails (:meth:`ContactStore.claim`): an ``INSERT ... ON CONFLICT DO
-  NOTHING`` over ``unnest`` arrays that also reads, for every email, the event that created its
-  row. A row remembers its creating event, so the replay of that event is recognised as itself
-  and not as a duplicate; a concurrent instance that inserted the same email first wins, and
-  the loser sees its row (a second, rare, statement covers the race where the winner committed
-  after this statement's snapshot).
+  NOTHING`` over the batch's rows (one JSON parameter read by ``json_to_recordset``) that
+  also reads, for every email, the event that created its row. A row remembers its creating
+  event, so the replay of that event is recognised as itself and not as a duplicate; a
+  concurrent instance that inserted the same email first wins, and the loser sees its row (a
+  second, rare, statement covers the race where the winner committed after this statement's
+  snapshot).
 - the verify stage records verdicts (:meth:`ContactStore.record_verifications`): an idempotent
   upsert keyed by the normalized email.
 
@@ -17,6 +18,7 @@ Callers hand in any objects with the right attributes (:class:`ContactClaim`,
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Protocol, TypeVar
@@ -106,15 +108,11 @@ class VerificationRow(Protocol):
 _CLAIM = sa.text(
     """
     WITH input AS (
-        SELECT * FROM unnest(
-            CAST(:contact_id AS uuid[]), CAST(:email_normalized AS text[]),
-            CAST(:domain AS text[]), CAST(:email AS text[]), CAST(:first_name AS text[]),
-            CAST(:last_name AS text[]), CAST(:phone_e164 AS text[]), CAST(:company AS text[]),
-            CAST(:website_domain AS text[]), CAST(:role_account AS boolean[]),
-            CAST(:free_provider AS boolean[]), CAST(:source AS text[]), CAST(:job_id AS text[]),
-            CAST(:event_id AS text[])
-        ) AS t(contact_id, email_normalized, domain, email, first_name, last_name, phone_e164,
-               company, website_domain, role_account, free_provider, source, job_id, event_id)
+        SELECT * FROM json_to_recordset(CAST(:rows AS json)) AS t(
+            contact_id uuid, email_normalized text, domain text, email text, first_name text,
+            last_name text, phone_e164 text, company text, website_domain text,
+            role_account boolean, free_provider boolean, source text, job_id text,
+            event_id text)
     ),
     inserted AS (
         INSERT INTO contacts (contact_id, email_normalized, domain, email, first_name, last_name,
@@ -147,16 +145,11 @@ _RECORD = sa.text(
     SELECT contact_id, email_normalized, domain, email, role_account, free_provider, 'verify',
            job_id, raw_event_id, verdict, string_to_array(reasons, ','), mx_host, suggestion,
            verifier, disposable_list_version, event_id, now()
-    FROM unnest(
-        CAST(:contact_id AS uuid[]), CAST(:email_normalized AS text[]), CAST(:domain AS text[]),
-        CAST(:email AS text[]), CAST(:role_account AS boolean[]),
-        CAST(:free_provider AS boolean[]), CAST(:job_id AS text[]),
-        CAST(:raw_event_id AS text[]), CAST(:verdict AS text[]), CAST(:reasons AS text[]),
-        CAST(:mx_host AS text[]), CAST(:suggestion AS text[]), CAST(:verifier AS text[]),
-        CAST(:disposable_list_version AS text[]), CAST(:event_id AS text[])
-    ) AS t(contact_id, email_normalized, domain, email, role_account, free_provider, job_id,
-           raw_event_id, verdict, reasons, mx_host, suggestion, verifier,
-           disposable_list_version, event_id)
+    FROM json_to_recordset(CAST(:rows AS json)) AS t(
+        contact_id uuid, email_normalized text, domain text, email text, role_account boolean,
+        free_provider boolean, job_id text, raw_event_id text, verdict text, reasons text,
+        mx_host text, suggestion text, verifier text, disposable_list_version text,
+        event_id text)
     ON CONFLICT (email_normalized) DO UPDATE SET
         verdict = EXCLUDED.verdict,
         verdict_reasons = EXCLUDED.verdict_reasons,
@@ -185,7 +178,7 @@ class ContactStore:
         """
         if not contacts:
             return {}
-        params = _columns(
+        params = _rows(
             contacts,
             (
                 "contact_id",
@@ -229,7 +222,7 @@ class ContactStore:
         if not rows:
             return
         last = list({r.email_normalized: r for r in rows}.values())
-        params = _columns(
+        params = _rows(
             last,
             (
                 "contact_id",
@@ -247,8 +240,8 @@ class ContactStore:
                 "disposable_list_version",
                 "event_id",
             ),
+            reasons=lambda r: ",".join(r.reasons),
         )
-        params["reasons"] = [",".join(r.reasons) for r in last]
         self._run(lambda conn: conn.execute(_RECORD, params))
 
     def get(self, email_normalized: str) -> dict[str, Any] | None:
@@ -285,8 +278,18 @@ def unavailable_as_error() -> Iterator[None]:
         raise
 
 
-def _columns(rows: Sequence[Any], names: Sequence[str]) -> dict[str, list[Any]]:
-    return {name: [getattr(r, name) for r in rows] for name in names}
+def _rows(
+    rows: Sequence[Any], names: Sequence[str], **computed: Callable[[Any], Any]
+) -> dict[str, str]:
+    """The rows as one JSON parameter (``json_to_recordset`` on the server): one string to
+    send instead of an array per column, which psycopg would dump element by element."""
+    items = []
+    for r in rows:
+        item = {name: getattr(r, name) for name in names}
+        for name, fn in computed.items():
+            item[name] = fn(r)
+        items.append(item)
+    return {"rows": json.dumps(items, ensure_ascii=False, separators=(",", ":"))}
 
 
 __all__ = [
