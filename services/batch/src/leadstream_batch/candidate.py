@@ -40,6 +40,12 @@ class Candidate:
     source: str
     contact: dict[str, Any]  # a BatchContact record
     details: dict[str, str] = field(default_factory=dict)
+    position: str | None = None  # topic:partition:offset of the input record, if any
+
+    @property
+    def closing_key(self) -> str:
+        """What a batch this contact closes remembers as ``closed_by``."""
+        return self.position or f"event:{self.verified_event_id}"
 
     @property
     def routable(self) -> Routable:
@@ -71,7 +77,9 @@ class Candidate:
         )
 
 
-def from_verified(value: Mapping[str, Any], source: str | None) -> Candidate:
+def from_verified(
+    value: Mapping[str, Any], source: str | None, position: str | None = None
+) -> Candidate:
     """A ContactVerified record → its candidate (email = the normalized one).
 
     ``source`` is where the contact originally came from (``api``, ``csv``,
@@ -96,4 +104,5 @@ def from_verified(value: Mapping[str, Any], source: str | None) -> Candidate:
         source=source or "",
         contact=contact,
         details={k: str(details[k]) for k in SOURCE_DETAIL_FIELDS if details.get(k) is not None},
+        position=position,
     )

@@ -4,9 +4,10 @@ For each handler batch, in one database unit of work:
 
 1. drop verdicts the policy does not batch (``LEADSTREAM_BATCH_VERDICTS``);
 2. contacts already placed (a member of a batch or held) are not placed again — but if the
-   record is the one whose handling closed a batch, that batch is emitted again: the first
-   emission's Kafka transaction may have been aborted (a crash between the database commit
-   and the Kafka commit), and the replayed record is how it gets out;
+   record (the same topic, partition and offset) is the one whose handling closed a batch,
+   that batch is emitted again: the first emission's Kafka transaction may have been aborted
+   (a crash between the database commit and the Kafka commit), and handling that record again
+   is how it gets out. The same event at another offset (an upstream duplicate) emits nothing;
 3. route the new contacts (rules), place them (daily caps, open batches, size closes);
 4. every batch closed here is emitted as the closing record's output, in the same Kafka
    transaction that commits the input offsets.
@@ -71,32 +72,34 @@ class BatchHandler:
         emitted: dict[str, list[Output]] = {}
         with self.store.unit() as unit:
             origins = unit.origins([r.value["contact_id"] for r in wanted])
-            cands = [from_verified(r.value, origins.get(r.value["contact_id"])) for r in wanted]
+            cands = [
+                from_verified(r.value, origins.get(r.value["contact_id"]), _position(r))
+                for r in wanted
+            ]
             placed = unit.placed([c.contact_id for c in cands])
             fresh: dict[str, Candidate] = {}
             replayed: list[str] = []
             for c in cands:
                 if c.contact_id in placed:
-                    replayed.append(c.verified_event_id)
+                    replayed.append(c.closing_key)
                 else:
                     fresh.setdefault(c.contact_id, c)
             routed = [(c, route(c.routable, rules)) for c in fresh.values()]
             done = place(unit, routed, now=now, policy=policy, emit_via="handler")
             closing = {**unit.closed_by(replayed), **done.closed}
-            for event_id, batches in closing.items():
-                emitted[event_id] = [self._ready(unit, b) for b in batches]
+            for key, batches in closing.items():
+                emitted[key] = [self._ready(unit, b) for b in batches]
         if done.held:
             log.info("batch: held %d contacts (%s)", len(done.held), _reasons(done.held))
-        return [
-            emitted.pop(str(r.value.get("event_id")), [])
-            if str(r.value.get("verdict")) in self.verdicts
-            else []
-            for r in records
-        ]
+        return [emitted.pop(_position(r), []) for r in records]
 
     @staticmethod
     def _ready(unit: BatchUnit, batch: ClosedBatch) -> Output:
         return batch_ready_output(batch, unit.members(batch.batch_id))
+
+
+def _position(r: Record) -> str:
+    return f"{r.topic}:{r.partition}:{r.offset}"
 
 
 def _reasons(holds: Sequence[Hold]) -> str:

@@ -42,7 +42,7 @@ class Policy:
 class Placement:
     """What one call did."""
 
-    closed: dict[str, list[ClosedBatch]] = field(default_factory=dict)  # by closing event
+    closed: dict[str, list[ClosedBatch]] = field(default_factory=dict)  # by closing key
     batched: dict[str, list[str]] = field(default_factory=dict)  # batch id → contact ids
     held: list[Hold] = field(default_factory=list)
 
@@ -115,13 +115,9 @@ def _fill(
         )
         result.batched.setdefault(batch.batch_id, []).extend(c.contact_id for c, _ in part)
         if chunk.closes:
-            closing = part[-1][0].verified_event_id
+            closing = part[-1][0].closing_key
             closed = unit.close_batch(
-                batch.batch_id,
-                reason="size",
-                closed_at=now,
-                emit_via=emit_via,
-                closed_by_event_id=closing,
+                batch.batch_id, reason="size", closed_at=now, emit_via=emit_via, closed_by=closing
             )
             result.closed.setdefault(closing, []).append(closed)
             batch = None

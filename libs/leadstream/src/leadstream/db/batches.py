@@ -131,20 +131,21 @@ class BatchUnit:
         ).all()
         return {r[0]: r[1] for r in rows}
 
-    def closed_by(self, event_ids: Sequence[str]) -> dict[str, list[ClosedBatch]]:
-        """Batches the handler closed while handling these input events (for replays)."""
-        if not event_ids:
+    def closed_by(self, positions: Sequence[str]) -> dict[str, list[ClosedBatch]]:
+        """Batches the handler closed while handling the input records at these positions
+        (``topic:partition:offset``), for replays of those records."""
+        if not positions:
             return {}
         rows = self.conn.execute(
             sa.text(
                 """
-                SELECT b.closed_by_event_id, b.batch_id, b.event_id, b.campaign_id, b.rule_id,
+                SELECT b.closed_by, b.batch_id, b.event_id, b.campaign_id, b.rule_id,
                 b.opened_at, b.closed_at, b.closed_reason, c.name FROM batches b LEFT JOIN
-                campaigns c ON c.campaign_id = b.campaign_id WHERE b.closed_by_event_id =
+                campaigns c ON c.campaign_id = b.campaign_id WHERE b.closed_by =
                 ANY(CAST(:ids AS text[])) AND b.emit_via = 'handler'
                 """
             ),
-            {"ids": list(event_ids)},
+            {"ids": list(positions)},
         ).all()
         out: dict[str, list[ClosedBatch]] = {}
         for row in rows:
@@ -290,13 +291,13 @@ class BatchUnit:
         reason: str,
         closed_at: datetime,
         emit_via: str,
-        closed_by_event_id: str | None = None,
+        closed_by: str | None = None,
     ) -> ClosedBatch:
         row = self.conn.execute(
             sa.text(
                 """
                 UPDATE batches SET status = 'closed', closed_reason = :reason, closed_at = :at,
-                emit_via = :via, closed_by_event_id = :by WHERE batch_id = :b RETURNING
+                emit_via = :via, closed_by = :by WHERE batch_id = :b RETURNING
                 batch_id, event_id, campaign_id, rule_id, opened_at, closed_at, closed_reason
                 """
             ),
@@ -305,7 +306,7 @@ class BatchUnit:
                 "reason": reason,
                 "at": closed_at,
                 "via": emit_via,
-                "by": closed_by_event_id,
+                "by": closed_by,
             },
         ).one()
         return ClosedBatch(

@@ -86,8 +86,9 @@ def upgrade() -> None:
         _ts("opened_at", nullable=False),
         _ts("closed_at"),
         sa.Column("closed_reason", sa.Text),
-        # the input event whose handling closed it: its replay emits the batch again
-        sa.Column("closed_by_event_id", sa.Text),
+        # the input record (topic:partition:offset) whose handling closed it: when that record
+        # is handled again (its transaction was aborted), the batch is emitted again
+        sa.Column("closed_by", sa.Text),
         # handler: emitted in the input's Kafka transaction; outbox: by the timer, then marked
         sa.Column("emit_via", sa.Text),
         _ts("emitted_at"),
@@ -109,7 +110,7 @@ def upgrade() -> None:
         ["closed_at"],
         postgresql_where=sa.text("emit_via = 'outbox' AND emitted_at IS NULL"),
     )
-    op.create_index("batches_closed_by", "batches", ["closed_by_event_id"])
+    op.create_index("batches_closed_by", "batches", ["closed_by"])
     op.create_table(
         "batch_members",
         sa.Column("contact_id", sa.Text, primary_key=True),  # a contact is batched once, ever

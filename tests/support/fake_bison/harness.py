@@ -1,0 +1,174 @@
+"""Plumbing of the batch / bison-sync integration tests: a fresh database with every
+migration, topics and schemas under the test's prefix, event factories, Avro produce/read."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from confluent_kafka import Consumer
+from sqlalchemy.engine import make_url
+
+from leadstream.db import make_engine, upgrade
+from leadstream.events import Serde, contact_id, register_schemas
+from leadstream.settings import Settings
+from leadstream.topics import TopicSettings, apply
+from tests.support.kafka import produce
+
+S = TypeVar("S", bound=Settings)
+
+
+@contextlib.contextmanager
+def fresh_database(settings: S) -> Iterator[S]:
+    """A new database migrated to every head (0004 and its siblings); dropped afterwards."""
+    name = f"t_bison_{uuid.uuid4().hex[:10]}"
+    admin = make_engine(settings, pool_size=1).execution_options(isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = make_url(settings.database_url).set(database=name)
+    fresh = settings.model_copy(update={"database_url": url.render_as_string(hide_password=False)})
+    try:
+        upgrade(fresh)
+        yield fresh
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def prepare_topics(settings: Settings, partitions: int = 3) -> None:
+    """Every catalog topic under the prefix, and the schemas registered."""
+    report = apply(TopicSettings.of(settings, topic_partitions=partitions))
+    assert report.ok, report
+    assert all(r.ok for r in register_schemas(settings))
+
+
+def verified(email: str, *, job_id: str | None = "job-1", **fields: Any) -> dict[str, Any]:
+    """A ContactVerified record (deliverable unless ``verdict`` says otherwise)."""
+    email = email.lower()
+    return {
+        "event_id": str(uuid.uuid4()),
+        "job_id": job_id,
+        "source": "verify",
+        "event_time": int(time.time() * 1000),
+        "raw_event_id": str(uuid.uuid4()),
+        "filtered_event_id": str(uuid.uuid4()),
+        "contact_id": contact_id(email),
+        "email_normalized": email,
+        "domain": email.rpartition("@")[2],
+        "role_account": False,
+        "free_provider": False,
+        "email": email,
+        "first_name": "Ann",
+        "last_name": "Lee",
+        "verdict": "deliverable",
+        **fields,
+    }
+
+
+def batch_contact(email: str, *, job_id: str | None = "job-1", **fields: Any) -> dict[str, Any]:
+    email = email.lower()
+    return {
+        "contact_id": contact_id(email),
+        "email": email,
+        "first_name": "Ann",
+        "last_name": "Lee",
+        "verdict": "deliverable",
+        "job_id": job_id,
+        "verified_event_id": str(uuid.uuid4()),
+        **fields,
+    }
+
+
+def batch_ready(campaign_id: str, contacts: Sequence[dict[str, Any]], **kw: Any) -> dict[str, Any]:
+    now = int(time.time() * 1000)
+    batch = str(uuid.uuid4())
+    return {
+        "event_id": str(uuid.uuid4()),
+        "job_id": None,
+        "source": "batch",
+        "event_time": now,
+        "batch_id": batch,
+        "campaign_id": campaign_id,
+        "closed_reason": "size",
+        "opened_at": now,
+        "contacts": list(contacts),
+        **kw,
+    }
+
+
+def publish(
+    settings: Settings,
+    serde: Serde,
+    topic: str,
+    values: Sequence[dict[str, Any]],
+    key: Callable[[dict[str, Any]], str],
+) -> None:
+    physical = settings.topic(topic)
+    produce(
+        settings,
+        physical,
+        [
+            (
+                key(v).encode(),
+                serde.serialize(v, physical),
+                [("job_id", v["job_id"].encode())] if v.get("job_id") else None,
+            )
+            for v in values
+        ],
+    )
+
+
+@dataclass(frozen=True)
+class Message:
+    key: str
+    value: dict[str, Any]
+    headers: dict[str, bytes]
+
+
+def read(
+    settings: Settings,
+    serde: Serde,
+    topic: str,
+    *,
+    expect: int,
+    timeout: float = 30.0,
+    settle: float = 1.0,
+) -> list[Message]:
+    """Every committed record of a topic: until ``expect`` are in (or ``timeout``), then
+    ``settle`` seconds more so that extra ones would be seen too."""
+    physical = settings.topic(topic)
+    consumer = Consumer(
+        {
+            "bootstrap.servers": settings.kafka_bootstrap,
+            "group.id": f"reader-{uuid.uuid4().hex}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed",
+        }
+    )
+    consumer.subscribe([physical])
+    out: list[Message] = []
+    deadline = time.monotonic() + timeout
+    until: float | None = None
+    try:
+        while until is None or time.monotonic() < until:
+            if until is None and (len(out) >= expect or time.monotonic() > deadline):
+                until = time.monotonic() + settle
+            for m in consumer.consume(500, 0.2):
+                assert m.error() is None, m.error()
+                out.append(
+                    Message(
+                        (m.key() or b"").decode(),
+                        serde.deserialize(m.value() or b"", physical),
+                        {k: v or b"" for k, v in m.headers() or []},
+                    )
+                )
+    finally:
+        consumer.close()
+    return out
