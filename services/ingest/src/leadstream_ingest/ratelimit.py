@@ -11,9 +11,13 @@ tables), with the clock read from Redis ``TIME`` so every ingest instance shares
 The script also marks the request id "pending" when it admits the request (one round trip
 instead of two); the caller removes the mark if the broker then refuses the event.
 
-Redis unreachable or slower than ``timeout_s``: fail open (admit; the default) or closed
-(:class:`~leadstream_ingest.errors.Unavailable`, 503), per settings. After a failure Redis is
-not asked again for ``retry_s``, so an outage costs one timeout, not one per request.
+Redis unreachable or slower than ``timeout_s``: fail open (the default) or closed
+(:class:`~leadstream_ingest.errors.Unavailable`, 503), per settings. "Open" is never
+"unlimited": the same policy is then enforced in memory, per process (:class:`LocalBuckets`),
+so a client gets at most its allowance per ingest instance while Redis is away — and a flood
+that makes Redis answers late cannot switch the limit off. After a failure Redis is not asked
+again for ``retry_s``, so an outage costs one timeout, not one per request. The wait for a
+free Redis connection (see ``max_in_flight``) does not count towards ``timeout_s``.
 """
 
 from __future__ import annotations
@@ -97,7 +101,7 @@ class Decision:
     allowed: bool
     retry_after_s: float = 0.0
     remaining: int = 0
-    degraded: bool = False  # admitted without asking Redis (fail open)
+    degraded: bool = False  # decided without Redis (in this process's memory)
 
     @property
     def retry_after_header(self) -> int:
@@ -169,6 +173,31 @@ def client_bucket(ip: str | None, ipv6_prefix: int = 64) -> str:
     return str(address)
 
 
+class LocalBuckets:
+    """The policy in this process's memory: the fallback while Redis cannot answer.
+
+    At most ``max_entries`` clients are remembered; past that, idle ones are forgotten, and
+    if none is idle, all are (the limit then restarts, never blocks everyone)."""
+
+    def __init__(self, policy: RatePolicy, max_entries: int = 100_000) -> None:
+        self.policy = policy
+        self.max_entries = max_entries
+        self._tats: dict[str, float] = {}
+
+    def __len__(self) -> int:
+        return len(self._tats)
+
+    def decide(self, bucket: str, now_ms: float) -> Decision:
+        decision, new_tat = gcra(self._tats.get(bucket), now_ms, self.policy)
+        if new_tat is not None:
+            if bucket not in self._tats and len(self._tats) >= self.max_entries:
+                self._tats = {b: t for b, t in self._tats.items() if t > now_ms}
+                if len(self._tats) >= self.max_entries:
+                    self._tats.clear()
+            self._tats[bucket] = new_tat
+        return Decision(decision.allowed, decision.retry_after_s, decision.remaining, True)
+
+
 class RateLimiter:
     """Admits or refuses a request of a client bucket (see the module docstring)."""
 
@@ -181,6 +210,7 @@ class RateLimiter:
         timeout_s: float,
         fail_open: bool,
         retry_s: float = 1.0,
+        max_in_flight: int = 50,
     ) -> None:
         self.policy = policy
         self.key_prefix = key_prefix
@@ -189,6 +219,10 @@ class RateLimiter:
         self.retry_s = retry_s
         self.failures = 0
         self._script = redis.register_script(SCRIPT)
+        # redis-py's pool refuses (does not queue) past its size (100): requests queue here
+        # instead, so a burst of traffic is never mistaken for Redis being down.
+        self.slots = asyncio.Semaphore(max_in_flight)
+        self.local = LocalBuckets(policy)
         self._skip_until = 0.0
 
     async def admit(
@@ -206,7 +240,7 @@ class RateLimiter:
 
     async def _ask(self, bucket: str, pending_key: str | None, ttl_s: int) -> Decision:
         if time.monotonic() < self._skip_until:
-            return self._unavailable(None)
+            return self._unavailable(bucket, None)
         keys = [self.key_prefix + bucket] + ([pending_key] if pending_key else [])
         args: list[str | int] = [
             repr(self.policy.interval_ms),
@@ -215,26 +249,25 @@ class RateLimiter:
             ttl_s,
         ]
         try:
-            allowed, retry_ms, remaining = await asyncio.wait_for(
-                self._script(keys=keys, args=args), self.timeout_s
-            )
+            async with self.slots, asyncio.timeout(self.timeout_s):
+                allowed, retry_ms, remaining = await self._script(keys=keys, args=args)
         except (RedisError, OSError, TimeoutError) as exc:
             self._skip_until = time.monotonic() + self.retry_s
-            return self._unavailable(exc)
+            return self._unavailable(bucket, exc)
         return Decision(bool(allowed), float(retry_ms) / 1000, int(remaining))
 
-    def _unavailable(self, exc: BaseException | None) -> Decision:
+    def _unavailable(self, bucket: str, exc: BaseException | None) -> Decision:
         self.failures += 1
         if exc is not None:
             log.warning(
-                "rate limiter: Redis unavailable (%s: %s); failing %s for %.1f s",
+                "rate limiter: Redis unavailable (%s: %s); %s for %.1f s",
                 type(exc).__name__,
                 exc,
-                "open" if self.fail_open else "closed",
+                "limiting in this process's memory" if self.fail_open else "answering 503",
                 self.retry_s,
             )
         if self.fail_open:
-            return Decision(True, degraded=True)
+            return self.local.decide(bucket, time.time() * 1000)
         raise Unavailable(
             "rate limiting is unavailable; retry later", code="rate_limiter_unavailable"
         )

@@ -211,10 +211,9 @@ class Registrations:
         if status is not None:
             return status
         try:
-            pending = await asyncio.wait_for(
-                self.redis.exists(self.pending_prefix + request_id),
-                self.settings.registration_rate_timeout_s * 4,
-            )
+            async with asyncio.timeout(self.settings.registration_rate_timeout_s * 4):
+                async with self.limiter.slots:
+                    pending = await self.redis.exists(self.pending_prefix + request_id)
         except (RedisError, OSError, TimeoutError):
             raise Unavailable(
                 "cannot tell whether this registration is pending; retry", code="unavailable"
@@ -224,10 +223,9 @@ class Registrations:
     async def forget(self, request_id: str) -> None:
         """Drop the pending mark of a request that was not accepted after all."""
         try:
-            await asyncio.wait_for(
-                self.redis.delete(self.pending_prefix + request_id),
-                self.settings.registration_rate_timeout_s,
-            )
+            async with asyncio.timeout(self.settings.registration_rate_timeout_s * 4):
+                async with self.limiter.slots:
+                    await self.redis.delete(self.pending_prefix + request_id)
         except (RedisError, OSError, TimeoutError) as exc:
             log.warning("could not drop the pending mark of %s: %s", request_id, exc)
 

@@ -170,7 +170,7 @@ class RegistrationStore:
                 else:
                     owners[phone] = owner
             if missing:
-                owners.update(dict(conn.execute(_OWNERS, {"phones": missing}).tuples().all()))
+                owners.update({p: o for p, o in conn.execute(_OWNERS, {"phones": missing})})
             return owners
 
         return self._run(run)
