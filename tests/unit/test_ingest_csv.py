@@ -10,9 +10,12 @@ import io
 from typing import Any
 
 import pytest
+from confluent_kafka.schema_registry import Schema
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from leadstream.events import EventSettings, TopicCodec, load_schemas
+from leadstream_ingest.avro_rows import row_encoder
 from leadstream_ingest.config import IngestSettings
 from leadstream_ingest.contacts import RequestContext
 from leadstream_ingest.csv_columns import normalize_header, parse_mapping, resolve_columns
@@ -340,3 +343,65 @@ def test_generated_csvs_round_trip(
     ]
     assert got == expected
     assert [r["source_details"]["row_number"] for r in records] == list(range(1, len(expected) + 1))
+
+
+# ------------------------------------------------------------------ the fast row encoder
+
+
+class _Registry:
+    """Enough of a registry client for TopicCodec.prepare (no I/O)."""
+
+    class _Registered:
+        schema_id = 42
+
+    def __init__(self, schema: Schema) -> None:
+        self.schema = schema
+
+    def lookup_schema(self, subject: str, schema: object) -> _Registered:
+        return self._Registered()
+
+    def get_schema(self, schema_id: int) -> Schema:
+        assert schema_id == 42
+        return self.schema
+
+
+def _codec() -> TopicCodec:
+    schema = load_schemas(EventSettings(env="test"))["ContactSubmitted"]
+    registry = _Registry(Schema(schema.text, "AVRO"))
+    return TopicCodec("contacts.raw", schema, registry)  # type: ignore[arg-type]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    cells=st.lists(st.lists(_TEXT, min_size=5, max_size=5), min_size=1, max_size=8),
+    tags=st.lists(st.text(min_size=1, max_size=10), max_size=3),
+    file_name=st.none() | st.text(max_size=300),
+)
+def test_fast_row_encoder_writes_what_fastavro_writes(
+    cells: list[list[str]], tags: list[str], file_name: str | None
+) -> None:
+    codec = _codec()
+    header = ["Email", "First Name", "Tags", "Notes", "Zip"]
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(header)
+    for i, row in enumerate(cells):
+        writer.writerow([f"p{i}@example.com", *row[1:]])
+    ctx = RequestContext("req", None, "::1", "ua" * 200, "https://ref")
+    meta = UploadMeta(job_id="job-x", file_name=file_name, ctx=ctx, tags=tuple(tags))
+    records: list[dict[str, Any]] = []
+    UploadParser(SETTINGS, UploadOptions(), meta, records.append, lambda _: None).parse(
+        iter([out.getvalue().encode()])
+    )
+    encode = row_encoder(codec, records[0])
+    assert encode is not codec.serialize  # the fast path was taken
+    for record in records:
+        assert encode(record) == codec.serialize(record)
+        assert codec.deserialize(encode(record))["email"] == record["email"]
+
+
+def test_fast_row_encoder_falls_back_when_the_record_does_not_fit() -> None:
+    codec = _codec()
+    _, records = parse(b"email\na@b.c\n")
+    odd = {**records[0], "consent": {"granted": True}}
+    assert row_encoder(codec, odd) == codec.serialize

@@ -113,9 +113,10 @@ class AutoDecoder:
         assert self._decoder is not None
         try:
             return self._decoder.decode(data, final)
-        except UnicodeDecodeError as exc:  # utf-16 only (the others never raise)
+        except UnicodeError as exc:  # utf-16 only (the others never raise)
+            reason = exc.reason if isinstance(exc, UnicodeDecodeError) else str(exc)
             raise InvalidInput(
-                f"the upload is not valid {self.encoding}: {exc.reason}", code="bad_encoding"
+                f"the upload is not valid {self.encoding}: {reason}", code="bad_encoding"
             ) from None
 
     def _relax(self, strict: codecs.IncrementalDecoder) -> codecs.IncrementalDecoder:

@@ -104,8 +104,31 @@ class Acks:
             )
 
 
+class Failures:
+    """Delivery failures of a bulk send (the bulk producer reports only failures)."""
+
+    __slots__ = ("count", "first")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.first: KafkaError | None = None
+
+    def __call__(self, err: KafkaError | None, _msg: Message) -> None:
+        if err is not None:
+            self.count += 1
+            if self.first is None:
+                self.first = err
+
+
 class EventProducer:
-    """Serializes events with the serde and produces them; one per process."""
+    """Serializes events with the serde and produces them; one per process.
+
+    Two librdkafka producers, both idempotent with ``acks=all``: one for requests (a delivery
+    report per event, gathered by :class:`Acks`), and a bulk one for uploads that reports
+    failures only (a million Python callbacks cost more CPU than parsing the rows); an upload
+    is acknowledged when :meth:`flush_bulk` finds nothing left in flight and no failure was
+    reported.
+    """
 
     def __init__(self, settings: IngestSettings, serde: Serde) -> None:
         self.settings = settings
@@ -124,6 +147,22 @@ class EventProducer:
                 "client.id": "leadstream-ingest",
             }
         )
+        self._bulk = Producer(
+            {
+                "bootstrap.servers": settings.kafka_bootstrap,
+                "enable.idempotence": True,
+                "acks": "all",
+                "linger.ms": max(settings.producer_linger_ms, 20),
+                "batch.size": 1_000_000,
+                "compression.type": settings.producer_compression,
+                "message.timeout.ms": settings.producer_message_timeout_ms,
+                "queue.buffering.max.kbytes": settings.producer_queue_max_kbytes,
+                "queue.buffering.max.messages": 500_000,
+                "delivery.report.only.error": True,
+                "client.id": "leadstream-ingest-bulk",
+            }
+        )
+        self._bulk_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._poll, name="ingest-producer", daemon=True)
         self._thread.start()
@@ -131,7 +170,8 @@ class EventProducer:
 
     def _poll(self) -> None:
         while not self._stop.is_set():
-            self._producer.poll(0.1)
+            self._producer.poll(0.05)
+            self._bulk.poll(0)
 
     def topic(self, logical: str) -> str:
         return self.settings.topic(logical)
@@ -171,6 +211,45 @@ class EventProducer:
                 acks.unexpect()
                 raise
 
+    def produce_bulk(
+        self,
+        topic: str,
+        value: bytes,
+        key: str | bytes | None,
+        headers: Headers | None,
+        failures: Failures,
+    ) -> None:
+        """Hand one encoded event of an upload to the bulk producer (physical ``topic``),
+        blocking while its queue is full. Blocking: call it from the parser thread."""
+        give_up = time.monotonic() + self.ack_timeout_s
+        while True:
+            try:
+                self._bulk.produce(topic, value, key, headers=headers, on_delivery=failures)
+                return
+            except BufferError:
+                if time.monotonic() > give_up:
+                    raise Unavailable(
+                        "the event broker is not keeping up; retry", code="broker_backlog"
+                    ) from None
+                self._bulk.poll(0.005)
+
+    def flush_bulk(self, failures: Failures) -> None:
+        """Wait until every bulk event is delivered; :class:`Unavailable` when one failed or
+        they were not all delivered in time. Blocking: call it from a worker thread."""
+        with self._bulk_lock:
+            remaining = self._bulk.flush(self.ack_timeout_s)
+        if remaining:
+            raise Unavailable(
+                "the event broker did not acknowledge the events in time; retry",
+                code="broker_timeout",
+            )
+        if failures.count:
+            log.warning("%d upload deliveries failed: %s", failures.count, failures.first)
+            raise Unavailable(
+                f"the event broker refused {failures.count} events; retry",
+                code="broker_unavailable",
+            )
+
     def send_nowait(
         self, logical_topic: str, value: Mapping[str, Any], key: str | bytes | None
     ) -> bool:
@@ -199,7 +278,7 @@ class EventProducer:
         return len(self._producer.list_topics(timeout=timeout_s).brokers)
 
     def close(self, timeout_s: float = 10.0) -> None:
-        remaining = self._producer.flush(timeout_s)
+        remaining = self._producer.flush(timeout_s) + self._bulk.flush(timeout_s)
         if remaining:
             log.warning("%d events left unflushed at shutdown", remaining)
         self._stop.set()
