@@ -26,7 +26,7 @@ def request_context(request: Request, api_key_id: str | None) -> RequestContext:
     return RequestContext(
         request_id=request.state.request_id,
         api_key_id=api_key_id,
-        ip_address=client_ip(request.scope, services.settings.trusted_proxies),
+        ip_address=client_ip(request.scope, services.proxies),
         user_agent=(headers.get("user-agent") or "")[:1024] or None,
         referrer=(headers.get("referer") or "")[:2048] or None,
     )

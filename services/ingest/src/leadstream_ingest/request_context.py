@@ -148,7 +148,7 @@ class RequestContextMiddleware:
             "query": masked_query(scope.get("query_string", b"")),
             "status": status,
             "latency_ms": round(latency * 1000, 3),
-            "ip_address": client_ip(scope, services.settings.trusted_proxies),
+            "ip_address": client_ip(scope, services.proxies),
             "user_agent": text(b"user-agent"),
             "referrer": text(b"referer", 2048),
             "api_key_id": state.get("api_key_id"),

@@ -22,6 +22,7 @@ from leadstream_ingest.config import IngestSettings
 from leadstream_ingest.job_states import JobStates, NoJobStates
 from leadstream_ingest.metrics import IngestMetrics
 from leadstream_ingest.producer import EventProducer
+from leadstream_ingest.ratelimit import TrustedProxies
 from leadstream_ingest.submissions import SubmissionService
 from leadstream_ingest.uploads import UploadService
 
@@ -42,6 +43,7 @@ class Services:
     redis: aioredis.Redis
     jobs: JobStates
     metrics: IngestMetrics
+    proxies: TrustedProxies
     executor: ThreadPoolExecutor
     uploads: UploadService
     submissions: SubmissionService
@@ -76,6 +78,7 @@ class Services:
             ),
             jobs=job_states(settings, serde) if job_states else NoJobStates(),
             metrics=IngestMetrics(),
+            proxies=TrustedProxies(settings.trusted_proxies),
             executor=executor,
             uploads=UploadService(settings, producer, store, executor),
             submissions=SubmissionService(settings, producer, store),

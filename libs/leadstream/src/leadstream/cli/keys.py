@@ -86,7 +86,10 @@ def list_keys(
         keys = store.list()
 
     def human() -> None:
-        table = Table("key id", "name", "scopes", "created", "state")
+        table = Table()
+        table.add_column("key id", no_wrap=True)
+        for header in ("name", "scopes", "created", "state"):
+            table.add_column(header)
         for k in keys:
             state = f"revoked {k.revoked_at:%Y-%m-%d %H:%M}" if k.revoked_at else "active"
             table.add_row(k.key_id, k.name, ",".join(k.scopes), f"{k.created_at:%Y-%m-%d}", state)
