@@ -85,7 +85,7 @@ def lookup(
     bridge: AsyncBridge,
     shared: RedisCache | None,
     clock: Clock | None = None,
-    timeout_s: float = 0.3,
+    timeout_s: float = 1.0,
     **kw: int,
 ) -> CachedMailLookup:
     resolver = DnsMailResolver([dns.address], timeout_s=timeout_s, attempts=3, backoff_s=0.05)
@@ -161,7 +161,7 @@ def test_resolver_outage_retries_the_batch(dns: DnsServer, bridge: AsyncBridge) 
     started = time.monotonic()
     with pytest.raises(RetryLater):
         mx.lookup_many([f"down{i}.example" for i in range(6)])
-    assert time.monotonic() - started < 3, "look-ups run concurrently"
+    assert time.monotonic() - started < 8, "look-ups run concurrently (18 s one by one)"
     assert len(mx.local) == 0, "an outage is not cached"
     # fewer than outage_min failures are an answer (unknown), not an outage
     assert mx.lookup_many(["down0.example", "acme.example"])["down0.example"].status.transient

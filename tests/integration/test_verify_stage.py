@@ -112,7 +112,7 @@ def test_filter_then_verify(db: Settings) -> None:
                 {
                     **dict(db),
                     "dns_nameservers": [dns.address],
-                    "dns_timeout_s": 0.3,
+                    "dns_timeout_s": 1.0,
                     "dns_attempts": 2,
                     "dns_backoff_s": 0.05,
                     "dns_cache_namespace": namespace,
