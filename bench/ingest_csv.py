@@ -66,7 +66,7 @@ def fresh_database(settings: Settings) -> Iterator[Settings]:
     url = make_url(settings.database_url).set(database=name)
     fresh = settings.model_copy(update={"database_url": url.render_as_string(hide_password=False)})
     try:
-        upgrade(fresh, "0003")
+        upgrade(fresh)
         yield fresh
     finally:
         with admin.connect() as conn:

@@ -53,7 +53,7 @@ def base_settings(stack: Stack, prefix: str) -> IngestSettings:
 
 @contextlib.contextmanager
 def fresh_database(settings: IngestSettings) -> Iterator[IngestSettings]:
-    """A new database migrated to the ingest revision; dropped afterwards."""
+    """A new database migrated to every head (as `leadstream migrate` does); dropped after."""
     name = f"t_ingest_{uuid.uuid4().hex[:10]}"
     admin = make_engine(settings, pool_size=1).execution_options(isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
@@ -61,7 +61,7 @@ def fresh_database(settings: IngestSettings) -> Iterator[IngestSettings]:
     url = make_url(settings.database_url).set(database=name)
     fresh = settings.model_copy(update={"database_url": url.render_as_string(hide_password=False)})
     try:
-        upgrade(fresh, "0003")
+        upgrade(fresh)
         yield fresh
     finally:
         with admin.connect() as conn:

@@ -43,7 +43,7 @@ def _to_text(value: Any) -> Any:
 
 Email = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, min_length=3, max_length=320),
+    StringConstraints(strip_whitespace=True, min_length=3, max_length=320, pattern=r"^.+@[^@]+$"),
     AfterValidator(_has_at),
 ]
 Short = Annotated[str | None, StringConstraints(strip_whitespace=True, max_length=256)]
