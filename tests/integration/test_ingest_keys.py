@@ -24,6 +24,9 @@ def world(stack: Stack) -> Iterator[World]:
 def cli(w: World, *args: str) -> Result:
     """The ``leadstream`` command, in process (the same typer app the console script runs)."""
     env = {
+        "LEADSTREAM_KAFKA_BOOTSTRAP": w.settings.kafka_bootstrap,
+        "LEADSTREAM_SCHEMA_REGISTRY_URL": w.settings.schema_registry_url,
+        "LEADSTREAM_TOPIC_PREFIX": w.settings.topic_prefix,
         "LEADSTREAM_DATABASE_URL": w.settings.database_url,
         "LEADSTREAM_DATABASE_PASSWORD": w.settings.database_password.get_secret_value(),
         "COLUMNS": "200",
@@ -56,6 +59,10 @@ def test_create_use_list_and_revoke_a_key(world: World) -> None:
     r = world.client.post("/v1/contacts", json={"email": "a@b.c"}, headers=auth)
     assert (r.status_code, r.json()["error"]) == (401, "revoked_api_key")
     assert json.loads(cli(world, "list", "--json").stdout)[-1]["revoked_at"] is not None
+    audit = [world.serde.deserialize(m.value(), m.topic()) for m in world.read("audit.events")]
+    mine = [(a["action"], a["target_type"]) for a in audit if a["target_id"] == key_id]
+    assert mine == [("apikey.created", "api_key"), ("apikey.revoked", "api_key")]
+    assert all(a["actor"].startswith("operator:") for a in audit)
 
 
 def test_cli_refuses_unknown_scopes_and_keys(world: World) -> None:
