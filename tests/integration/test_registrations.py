@@ -385,10 +385,36 @@ def test_the_lua_script_decides_like_the_python_tables(reg: Reg) -> None:
             base = 1_800_000_000_000.0  # an epoch-ms "now"
             for at, allowed, remaining, retry_after in steps:
                 args = [repr(policy.interval_ms), repr(policy.tolerance_ms), repr(base + at), 0]
-                got_allowed, got_retry, got_remaining = script(keys=[key], args=args)
+                got_allowed, got_retry, got_remaining = script(keys=[key, ""], args=args)
                 assert (bool(got_allowed), int(got_remaining)) == (allowed, remaining), (n, at)
                 assert float(got_retry) / 1000 == pytest.approx(retry_after, abs=0.001)
             assert r.pttl(key) > 0  # idle clients cost nothing for long
+    finally:
+        r.close()
+
+
+def test_one_script_run_decides_a_batch_in_order(reg: Reg) -> None:
+    """Requests that arrive together share one script run: each decided as if alone, in
+    arrival order (the same client twice in a batch spends twice), pending marks only for
+    the admitted ones."""
+    policy = RatePolicy(limit=1, period_s=60, burst=2)
+    p = reg.settings.topic_prefix
+    a, b = f"{p}batch-a", f"{p}batch-b"
+    marks = [f"{p}mark-{i}" for i in range(4)]
+    r = redis.Redis.from_url(reg.settings.redis_url)
+    try:
+        args = [repr(policy.interval_ms), repr(policy.tolerance_ms), "", 60]
+        flat = r.register_script(SCRIPT)(
+            keys=[a, marks[0], b, marks[1], a, marks[2], a, marks[3]], args=args
+        )
+        decisions = [
+            (int(flat[i]), float(flat[i + 1]) / 1000, int(flat[i + 2]))
+            for i in range(0, len(flat), 3)
+        ]
+        assert [(ok, left) for ok, _, left in decisions] == [(1, 1), (1, 1), (1, 0), (0, 0)]
+        assert decisions[3][1] == pytest.approx(60, abs=0.1)  # one interval
+        assert [bool(r.exists(m)) for m in marks] == [True, True, True, False]
+        assert 59 <= r.ttl(marks[0]) <= 60
     finally:
         r.close()
 
@@ -403,7 +429,7 @@ def test_the_script_is_atomic_under_concurrency(reg: Reg) -> None:
         try:
             script = client.register_script(SCRIPT)
             args = [repr(policy.interval_ms), repr(policy.tolerance_ms), "", 0]
-            results = await asyncio.gather(*(script(keys=[key], args=args) for _ in range(200)))
+            results = await asyncio.gather(*(script(keys=[key, ""], args=args) for _ in range(200)))
         finally:
             await client.aclose()
         return sum(int(allowed) for allowed, _, _ in results)

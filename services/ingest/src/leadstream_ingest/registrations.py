@@ -143,8 +143,12 @@ class Registrations:
             key_prefix=f"{settings.topic_prefix}leadstream:ratelimit:registrations:",
             timeout_s=settings.registration_rate_timeout_s,
             fail_open=settings.registration_rate_fail_open,
+            pending_ttl_s=settings.registration_pending_ttl_s,
         )
         self.pending_prefix = f"{settings.topic_prefix}leadstream:registrations:pending:"
+        # redis-py's pool refuses (does not queue) past its size (100): polls and mark
+        # removals queue here instead (the limiter itself needs one connection at a time)
+        self.slots = asyncio.Semaphore(32)
         self.store = RegistrationStore(services.engine)
         self.codec = services.serde.codec(TOPIC)
         self._prepared = False
@@ -175,9 +179,7 @@ class Registrations:
         bucket = client_bucket(ctx.ip_address, self.settings.registration_ipv6_prefix)
         try:
             decision = await self.limiter.admit(
-                bucket,
-                pending_key=self.pending_prefix + ctx.request_id,
-                pending_ttl_s=self.settings.registration_pending_ttl_s,
+                bucket, pending_key=self.pending_prefix + ctx.request_id
             )
         except RateLimited:
             self.outcomes.labels("rate_limited").inc()
@@ -212,7 +214,7 @@ class Registrations:
             return status
         try:
             async with asyncio.timeout(self.settings.registration_rate_timeout_s * 4):
-                async with self.limiter.slots:
+                async with self.slots:
                     pending = await self.redis.exists(self.pending_prefix + request_id)
         except (RedisError, OSError, TimeoutError):
             raise Unavailable(
@@ -224,13 +226,13 @@ class Registrations:
         """Drop the pending mark of a request that was not accepted after all."""
         try:
             async with asyncio.timeout(self.settings.registration_rate_timeout_s * 4):
-                async with self.limiter.slots:
+                async with self.slots:
                     await self.redis.delete(self.pending_prefix + request_id)
         except (RedisError, OSError, TimeoutError) as exc:
             log.warning("could not drop the pending mark of %s: %s", request_id, exc)
 
 
-def get_registrations(request: Request) -> Registrations:
+async def get_registrations(request: Request) -> Registrations:
     services = get_services(request)
     current: Registrations | None = getattr(request.app.state, "registrations", None)
     if current is None or current.services is not services:
@@ -277,11 +279,14 @@ class _RegistrationRoute(APIRoute):
 router = APIRouter(prefix="/v1", tags=["registrations"], route_class=_RegistrationRoute)
 
 
-async def _rate_limit(request: Request, registrations: RegistrationsDep) -> RequestContext:
+async def _admitted(request: Request) -> tuple[Registrations, RequestContext]:
+    """The rate limit, as the route's only dependency: it runs before the body is validated,
+    so invalid requests spend the client's allowance too."""
+    registrations = await get_registrations(request)
     ctx = registrations.context(request)
     if await registrations.admit(ctx):
         request.state.pending_registration = (registrations, ctx.request_id)
-    return ctx
+    return registrations, ctx
 
 
 @router.post(
@@ -299,11 +304,11 @@ async def _rate_limit(request: Request, registrations: RegistrationsDep) -> Requ
 )
 async def register(
     body: RegistrationIn,
-    registrations: RegistrationsDep,
-    ctx: Annotated[RequestContext, Depends(_rate_limit)],
+    admitted: Annotated[tuple[Registrations, RequestContext], Depends(_admitted)],
 ) -> JSONResponse:
     """Answered 202 only after the broker acknowledged the `Registration` event; poll
     `GET /v1/registrations/{request_id}` (the `Location`) for the outcome."""
+    registrations, ctx = admitted
     await registrations.accept(body, ctx)
     return JSONResponse(
         {"request_id": ctx.request_id, "status": "accepted"},
