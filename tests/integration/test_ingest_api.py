@@ -396,3 +396,8 @@ def test_broken_dependencies_are_503_and_not_ready(stack: Stack) -> None:
             assert r.json()["error"] in ("broker_timeout", "broker_unavailable")
             assert r.headers["retry-after"]
             assert time.monotonic() - began < 15
+            batch = {"contacts": [{"email": email()}]}
+            r = client.post("/v1/contacts", json=batch, headers=keys.auth(keys.ingest))
+            assert r.status_code == 503
+            jobs = client.get("/v1/jobs", headers=keys.auth(keys.ingest)).json()["jobs"]
+            assert [j["status"] for j in jobs] == ["failed"]  # no orphan "processing" job

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import socket
 import threading
 import time
 import uuid
@@ -208,6 +209,29 @@ def test_streamed_upload_over_the_byte_limit_is_413_and_fails_the_job(small: Wor
     failed = [j for j in jobs["jobs"] if j["status"] == "failed"]
     assert failed, jobs
     assert [t for t, _, _ in job_events(small, failed[0]["job_id"])] == ["created", "failed"]
+
+
+def test_a_client_that_goes_away_mid_upload_fails_the_job(world: World) -> None:
+    rows = b"".join(f"gone{i}@example.com\n".encode() for i in range(2000))
+    with socket.create_connection(("127.0.0.1", world.server.port), timeout=5) as sock:
+        sock.sendall(
+            b"POST /v1/uploads?name=vanishing HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\n"
+            + f"Authorization: Bearer {world.keys.ingest}\r\n".encode()
+            + f"Content-Length: {len(rows) * 10}\r\n\r\n".encode()
+            + b"email\n"
+            + rows
+        )
+        time.sleep(1.0)  # the header is parsed and the job created; then the client vanishes
+    deadline = time.monotonic() + 15
+    while True:
+        jobs = world.client.get("/v1/jobs", headers=world.keys.auth(world.keys.ingest)).json()
+        gone = [j for j in jobs["jobs"] if j["name"] == "vanishing"]
+        if (gone and gone[0]["status"] == "failed") or time.monotonic() > deadline:
+            break
+        time.sleep(0.3)
+    assert gone, jobs
+    assert gone[0]["status"] == "failed"
+    assert [t for t, _, _ in job_events(world, gone[0]["job_id"])] == ["created", "failed"]
 
 
 def test_too_many_rows_is_413_and_fails_the_job(small: World) -> None:

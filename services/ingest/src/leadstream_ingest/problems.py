@@ -13,6 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from leadstream.events import EventError, RegistryUnavailableError
 from leadstream_ingest.errors import (
@@ -121,6 +122,12 @@ async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(body, status_code=503, headers={"Retry-After": "5"})
 
 
+async def _client_gone(request: Request, exc: Exception) -> JSONResponse:
+    log.info("client went away during %s %s", request.method, request.url.path)
+    body = error_body(request, "client_disconnected", "the client closed the connection")
+    return JSONResponse(body, status_code=400)
+
+
 async def _event_error(request: Request, exc: Exception) -> JSONResponse:
     log.error("event contract error: %s", exc)
     body = error_body(request, "internal", "internal error")
@@ -136,3 +143,4 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RegistryUnavailableError, _unavailable)
     app.add_exception_handler(KafkaException, _unavailable)
     app.add_exception_handler(EventError, _event_error)
+    app.add_exception_handler(ClientDisconnect, _client_gone)

@@ -27,7 +27,7 @@ from leadstream_ingest.contacts import (
     job_id_for,
     now_ms,
 )
-from leadstream_ingest.errors import InvalidInput
+from leadstream_ingest.errors import IngestError, InvalidInput
 from leadstream_ingest.job_events import CREATED, SEALED, job_event
 from leadstream_ingest.producer import Acks, EventProducer
 
@@ -86,7 +86,7 @@ class SubmissionService:
             contact_event(c, event_id=i, job_id=job_id, ctx=ctx, event_time=at)
             for c, i in zip(body.contacts, ids, strict=True)
         ]
-        await asyncio.to_thread(
+        row = await asyncio.to_thread(
             self.store.create_job,
             job_id,
             kind="batch",
@@ -96,9 +96,17 @@ class SubmissionService:
             expected_total=len(events),
             sealed=True,
         )
+        if row.meta.get("status") == "failed":  # an earlier attempt with this key failed
+            await asyncio.to_thread(self.store.reopen_job, job_id)
         acks = Acks(asyncio.get_running_loop())
-        await asyncio.to_thread(self._produce_job, job_id, events, body.name, ctx, acks)
-        await acks.wait(self.producer.ack_timeout_s)
+        try:
+            await asyncio.to_thread(self._produce_job, job_id, events, body.name, ctx, acks)
+            await acks.wait(self.producer.ack_timeout_s)
+        except IngestError as exc:
+            # The row says failed (no JobEvent: the broker is what failed; a retry with the
+            # same Idempotency-Key reopens the same job and produces the same event ids).
+            await asyncio.to_thread(self.store.fail_job, job_id, exc.reason)
+            raise
         return Submitted(ids, job_id)
 
     def _produce_job(

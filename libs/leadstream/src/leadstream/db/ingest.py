@@ -111,6 +111,21 @@ class IngestStore:
     def fail_job(self, job_id: str, reason: str, meta: dict[str, Any] | None = None) -> None:
         self._update(job_id, {**(meta or {}), "status": "failed", "error": reason})
 
+    def reopen_job(self, job_id: str) -> None:
+        """Clear a failure (a retried request is producing the job again)."""
+        with self.engine.begin() as conn:
+            row = conn.execute(
+                sa.select(jobs.c.meta).where(jobs.c.job_id == job_id).with_for_update()
+            ).first()
+            if row is None:
+                return
+            meta = {
+                k: v
+                for k, v in dict(row._mapping["meta"] or {}).items()
+                if k not in ("status", "error")
+            }
+            conn.execute(jobs.update().where(jobs.c.job_id == job_id).values(meta=meta))
+
     def _update(self, job_id: str, meta: dict[str, Any], **values: Any) -> None:
         with self.engine.begin() as conn:
             row = conn.execute(
