@@ -1,0 +1,328 @@
+"""The job tracker as a process (``leadstream-jobs``) on the real broker and registry.
+
+Job 1: created, sealed (500), and its stage outputs with headers (plus records without a job,
+another job's records and an aborted transaction) → ``completed`` with exact counts.
+Job 2: the worker is SIGKILLed while job 2's records stream in, restarted, the stream
+finishes → exact counts (nothing counted twice or lost), and job 1's state, recovered from
+the ``jobs.state`` changelog, keeps counting correctly.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Producer
+
+from leadstream.events import Serde, register_schemas
+from leadstream.jobs import JobState, JobStateView, JobStatus, read_job_state
+from leadstream.settings import Settings
+from leadstream.topics import TopicSettings, apply
+from tests.support.kafka import produce
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(280)]
+ROOT = Path(__file__).resolve().parents[2]
+Items = list[tuple[bytes | None, bytes | None, list[tuple[str, bytes]] | None]]
+
+J1_COUNTS = {
+    "contacts.raw": 500,
+    "contacts.filtered": 400,
+    "contacts.rejected": 120,
+    "filter.rejected": 100,
+    "verify.rejected": 20,
+    "contacts.verified": 370,
+    "dlq.verify": 10,
+    "batches.ready": 2,
+    "batches.synced": 1,
+}
+J1_REASONS = {"duplicate": 60, "invalid_email": 40, "disposable": 20}
+J1_VERDICTS = {"deliverable": 300, "risky": 50, "unknown": 20}
+
+
+@pytest.fixture
+def ready(settings: Settings) -> Settings:
+    assert apply(TopicSettings.of(settings)).ok
+    assert all(r.ok for r in register_schemas(settings))
+    return settings
+
+
+@pytest.fixture
+def serde(ready: Settings) -> Iterator[Serde]:
+    with Serde(ready) as s:
+        yield s
+
+
+class Worker:
+    """``leadstream-jobs`` as a subprocess with its own prefix, data dir and web port."""
+
+    def __init__(self, settings: Settings, tmp_path: Path) -> None:
+        self.port = _free_port()
+        self.log = tmp_path / "jobs.log"
+        self.env = {
+            **os.environ,
+            "LEADSTREAM_ENV": "test",
+            "LEADSTREAM_TOPIC_PREFIX": settings.topic_prefix,
+            "LEADSTREAM_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+            "LEADSTREAM_SCHEMA_REGISTRY_URL": settings.schema_registry_url,
+            "LEADSTREAM_DATA_DIR": str(tmp_path / "jobs-data"),
+            "LEADSTREAM_WEB_PORT": str(self.port),
+            "LEADSTREAM_RUNTIME_INSTANCE_ID": "it-0",  # stable: a restart fences the dead one
+            "LEADSTREAM_LOG_LEVEL": "WARNING",
+        }
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 60.0) -> None:
+        with self.log.open("ab") as fh:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "leadstream_jobs.app"],
+                cwd=ROOT,
+                env=self.env,
+                stdout=fh,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.check_alive()
+            if self.get("/healthz")[0] == 200:
+                return
+            time.sleep(0.3)
+        pytest.fail(f"the worker did not become healthy in {timeout}s:\n{self.tail()}")
+
+    def get(self, path: str) -> tuple[int, str]:
+        try:
+            url = f"http://127.0.0.1:{self.port}{path}"
+            with urllib.request.urlopen(url, timeout=2) as resp:
+                return resp.status, resp.read().decode()
+        except urllib.error.HTTPError as exc:
+            status = exc.code
+            exc.close()
+            return status, ""
+        except OSError:
+            return 0, ""
+
+    def check_alive(self) -> None:
+        if self.proc is not None and self.proc.poll() is not None:
+            pytest.fail(f"the worker exited with {self.proc.returncode}:\n{self.tail()}")
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+        self.proc = None
+
+    def terminate(self, timeout: float = 60.0) -> int:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=timeout)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+            self.proc = None
+
+    def tail(self) -> str:
+        return self.log.read_text(errors="replace")[-4000:] if self.log.exists() else ""
+
+
+@pytest.fixture
+def worker(ready: Settings, tmp_path: Path) -> Iterator[Worker]:
+    w = Worker(ready, tmp_path)
+    yield w
+    if w.proc is not None:
+        w.proc.kill()
+        w.proc.wait()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _job_event(serde: Serde, job_id: str, event_type: str, total: int | None = None) -> bytes:
+    return serde.serialize(
+        {
+            "event_id": str(uuid.uuid4()),
+            "job_id": job_id,
+            "source": "csv",
+            "event_time": int(time.time() * 1000),
+            "event_type": event_type,
+            "kind": "csv",
+            "expected_total": total,
+        },
+        "jobs.events",
+    )
+
+
+def _send(settings: Settings, topic: str, items: Items) -> None:
+    produce(settings, settings.topic(topic), items)
+
+
+def _contacts(job: str, n: int, start: int = 0, **extra: str) -> Items:
+    headers = [("job_id", job.encode()), *((k, v.encode()) for k, v in extra.items())]
+    return [(f"p{i}@example.com".encode(), b"x", headers) for i in range(start, start + n)]
+
+
+def _job1_outputs(settings: Settings, job: str) -> None:
+    """Job 1's stage outputs, noise included; the second batch is not synced yet."""
+    _send(settings, "contacts.raw", _contacts(job, 500))
+    noise = [(b"anon@example.com", b"x", None)] * 30 + _contacts("other-job", 20)
+    _send(settings, "contacts.raw", noise)
+    _send(
+        settings,
+        "contacts.rejected",
+        _contacts(job, 60, reason="duplicate", stage="filter")
+        + _contacts(job, 40, 60, reason="invalid_email", stage="filter")
+        + _contacts(job, 20, 100, reason="disposable", stage="verify"),
+    )
+    _send(settings, "contacts.filtered", _contacts(job, 400, 100))
+    _send(
+        settings,
+        "contacts.verified",
+        _contacts(job, 300, 120, verdict="deliverable")
+        + _contacts(job, 50, 420, verdict="risky")
+        + _contacts(job, 20, 470, verdict="unknown"),
+    )
+    _send(settings, "dlq.verify", _contacts(job, 10, 490, **{"dlq.stage": "verify"}))
+    _send(
+        settings,
+        "batches.ready",
+        [
+            (b"batch-1", b"x", [("job_id", job.encode()), ("count", b"200")]),
+            (b"batch-2", b"x", [("job_id", job.encode()), ("count", b"170")]),
+        ],
+    )
+    _send(
+        settings,
+        "batches.synced",
+        [(b"batch-1", b"x", [("job_id", job.encode()), ("count", b"200")])],
+    )
+    # A stage transaction that aborted: read_committed readers never see these.
+    producer = Producer(
+        {"bootstrap.servers": settings.kafka_bootstrap, "transactional.id": f"it-{uuid.uuid4()}"}
+    )
+    producer.init_transactions(30)
+    producer.begin_transaction()
+    for key, value, headers in _contacts(job, 25, 1000, verdict="deliverable"):
+        producer.produce(settings.topic("contacts.verified"), value, key, headers=headers)
+    producer.flush(30)
+    producer.abort_transaction(30)
+
+
+def _is_job1(state: JobState, synced: int) -> bool:
+    return (
+        state.status == JobStatus.COMPLETED
+        and dict(state.counts) == {**J1_COUNTS, "batches.synced": 1 if synced == 200 else 2}
+        and dict(state.rejected_by_reason) == J1_REASONS
+        and dict(state.verdicts) == J1_VERDICTS
+        and (state.batched, state.synced) == (370, synced)
+    )
+
+
+def test_jobs_worker_counts_exactly_across_a_crash(
+    ready: Settings, serde: Serde, worker: Worker
+) -> None:
+    settings = ready
+    j1, j2 = f"job-{uuid.uuid4().hex[:8]}", f"job-{uuid.uuid4().hex[:8]}"
+    worker.start()
+    status, metrics = worker.get("/metrics")
+    assert status == 200
+    assert "leadstream_stage_records_in" in metrics
+
+    # ---------------------------------------------------------------- job 1: to completed
+    with JobStateView(settings, serde=serde) as view:
+        _send(settings, "jobs.events", [(j1.encode(), _job_event(serde, j1, "created"), None)])
+        created = view.wait_for(j1, timeout=30)
+        assert created.status == JobStatus.RECEIVING
+        _send(settings, "jobs.events", [(j1.encode(), _job_event(serde, j1, "sealed", 500), None)])
+        _job1_outputs(settings, j1)
+        done = view.wait_for(j1, lambda s: _is_job1(s, 200), timeout=45)
+        assert done.expected_total == 500
+        assert done.processed == 500
+        assert done.kind == "csv"
+        assert done.rate_per_s > 0
+        assert done.eta_s == 0.0
+        assert done.completed_at is not None
+        assert done.completed_at >= done.started_at
+        time.sleep(3)  # anything counted twice would show up now
+        again = view.get(j1)
+        assert again is not None
+        assert _is_job1(again, 200), again
+        other = view.wait_for("other-job", lambda s: s.received == 20)  # never sealed
+        assert other.status == JobStatus.RECEIVING
+        assert other.expected_total is None
+        assert other.eta_s is None
+        assert set(view.all()) == {j1, "other-job"}
+    status, metrics = worker.get("/metrics")
+    applied = [
+        ln for ln in metrics.splitlines() if ln.startswith("leadstream_jobs_deltas_applied_total ")
+    ]
+    assert applied, metrics[-2000:]
+    assert float(applied[0].split()[-1]) > 0
+
+    # ------------------------------------------------- job 2: SIGKILL mid-stream, restart
+    n2 = 6000
+    _send(settings, "jobs.events", [(j2.encode(), _job_event(serde, j2, "created"), None)])
+    _send(settings, "jobs.events", [(j2.encode(), _job_event(serde, j2, "sealed", n2), None)])
+    sent = threading.Event()
+    failures: list[BaseException] = []
+
+    def stream() -> None:
+        try:
+            for start in range(0, n2, 300):
+                _send(settings, "contacts.raw", _contacts(j2, 300, start))
+                _send(settings, "contacts.verified", _contacts(j2, 300, start, verdict="risky"))
+                time.sleep(0.15)
+        except BaseException as exc:
+            failures.append(exc)
+        finally:
+            sent.set()
+
+    producer = threading.Thread(target=stream, daemon=True)
+    with JobStateView(settings, serde=serde) as view:
+        producer.start()
+        partial = view.wait_for(j2, lambda s: s.processed >= 600, timeout=45)
+        worker.kill()
+        assert partial.processed < n2, "job 2 finished before the kill: stream more"
+        assert not sent.is_set(), "the stream ended before the kill: make it longer"
+    assert sent.wait(60), "the stream did not finish"
+    producer.join(10)
+    assert not failures, failures
+
+    worker.start()
+    _send(
+        settings,
+        "batches.synced",
+        [(b"batch-2", b"x", [("job_id", j1.encode()), ("count", b"170")])],
+    )
+    with JobStateView(settings, serde=serde) as view:
+        final = view.wait_for(
+            j2, lambda s: s.status == JobStatus.COMPLETED and s.received >= n2, timeout=60
+        )
+        # job 1 went on from its recovered state: a lost state would have only the new batch
+        view.wait_for(j1, lambda s: _is_job1(s, 370), timeout=30)
+        time.sleep(3)
+        final = view.get(j2) or final
+    assert dict(final.counts) == {"contacts.raw": n2, "contacts.verified": n2}
+    assert dict(final.verdicts) == {"risky": n2}
+    assert final.processed == final.expected_total == n2
+    assert final.status == JobStatus.COMPLETED
+
+    # the one-shot read sees the same, and SIGTERM stops the worker cleanly
+    one = read_job_state(settings, j1, timeout_s=20, serde=serde)
+    assert one is not None
+    assert _is_job1(one, 370), one
+    assert read_job_state(settings, "no-such-job", timeout_s=20, serde=serde) is None
+    assert worker.terminate() == 0, worker.tail()
