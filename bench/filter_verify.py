@@ -39,6 +39,7 @@ from sqlalchemy.engine import make_url
 from bench import runtime_passthrough as rp
 from bench.common import append_results, bench_settings
 from leadstream.db import make_engine, upgrade
+from leadstream.devtools.dns_server import DnsServer, Mx
 from leadstream.events import Serde, register_schemas
 from leadstream.runtime import RuntimeConfig, StageRunner
 from leadstream.settings import Settings
@@ -50,7 +51,6 @@ from leadstream_verify.app import verify_stage
 from leadstream_verify.config import VerifySettings
 from leadstream_verify.logic import VerifyLogic
 from leadstream_verify.lookup import CachedMailLookup
-from tests.support.dns_server import DnsServer, Mx
 
 ROOT = Path(__file__).resolve().parents[1]
 PARTITIONS = 3

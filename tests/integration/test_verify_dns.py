@@ -11,14 +11,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from leadstream.runtime import RetryLater
-from leadstream.settings import Settings
-from leadstream_verify.bridge import AsyncBridge
-from leadstream_verify.cache import LocalCache, RedisCache
-from leadstream_verify.lookup import CachedMailLookup
-from leadstream_verify.mail import MailStatus
-from leadstream_verify.resolver import DnsMailResolver
-from tests.support.dns_server import (
+from leadstream.devtools.dns_server import (
     EMPTY,
     NXDOMAIN,
     SERVFAIL,
@@ -28,6 +21,13 @@ from tests.support.dns_server import (
     Flaky,
     Mx,
 )
+from leadstream.runtime import RetryLater
+from leadstream.settings import Settings
+from leadstream_verify.bridge import AsyncBridge
+from leadstream_verify.cache import LocalCache, RedisCache
+from leadstream_verify.lookup import CachedMailLookup
+from leadstream_verify.mail import MailStatus
+from leadstream_verify.resolver import DnsMailResolver
 
 pytestmark = pytest.mark.integration
 

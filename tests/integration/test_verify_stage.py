@@ -15,6 +15,7 @@ from sqlalchemy.engine import make_url
 
 from leadstream.db import make_engine, upgrade
 from leadstream.db.contacts import ContactStore
+from leadstream.devtools.dns_server import NXDOMAIN, SILENT, AOnly, DnsServer, Mx
 from leadstream.events import Serde, register_schemas
 from leadstream.runtime import RuntimeConfig, StageRunner
 from leadstream.settings import Settings
@@ -23,7 +24,6 @@ from leadstream_filter.app import build_stage
 from leadstream_filter.config import FilterSettings
 from leadstream_verify.app import verify_stage
 from leadstream_verify.config import VerifySettings
-from tests.support.dns_server import NXDOMAIN, SILENT, AOnly, DnsServer, Mx
 from tests.support.kafka import produce, read_all
 
 pytestmark = pytest.mark.integration

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -16,13 +17,17 @@ from tests.support.fake_bison.faults import Fault
 
 def create_app(fake: FakeBison) -> FastAPI:
     app = FastAPI(title="Fake Email Bison", openapi_url=None, docs_url=None, redoc_url=None)
+    wall = time.time() - time.monotonic()  # request times are monotonic; this maps them
 
     @app.get("/_fake/stats")
     def stats(path: str | None = None) -> dict[str, Any]:
         n, span = fake.rate(path)
         with fake.lock:
             data = fake.data
+            accepted = [s.at for s in fake.seen if s.status != 429]
             return {
+                "first_wall": accepted[0] + wall if accepted else None,
+                "last_wall": accepted[-1] + wall if accepted else None,
                 "accepted": n,
                 "span_s": span,
                 "rate_per_s": (n - 1) / span if span > 0 else None,
@@ -35,6 +40,21 @@ def create_app(fake: FakeBison) -> FastAPI:
                 "attached_twice": sum(1 for v in data.attach_sends.values() if v > 1),
                 "campaign_leads": {str(c.id): len(c.lead_ids) for c in data.campaigns.values()},
             }
+
+    @app.get("/_fake/requests")
+    def requests() -> list[dict[str, Any]]:
+        """Every request seen: wall time, method, path, query, status."""
+        with fake.lock:
+            return [
+                {
+                    "at": s.at + wall,
+                    "method": s.method,
+                    "path": s.path,
+                    "query": s.query,
+                    "status": s.status,
+                }
+                for s in fake.seen
+            ]
 
     @app.post("/_fake/faults")
     async def add_fault(request: Request) -> dict[str, Any]:

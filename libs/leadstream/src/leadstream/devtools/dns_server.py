@@ -1,4 +1,7 @@
-"""A small authoritative DNS server on loopback for tests (dnslib for the wire format).
+"""A small authoritative DNS server on loopback (dnslib for the wire format).
+
+Public DNS cannot be reached from development machines and CI: tests and the local sample run
+(`make run`) point the verify stage at this server instead of the system resolver.
 
 It listens on one free port over UDP *and* TCP and answers per configured domain:
 
@@ -133,7 +136,8 @@ class DnsServer:
 
     # ------------------------------------------------------------------ lifecycle
 
-    def start(self) -> Self:
+    def start(self, port: int = 0) -> Self:
+        """Listen on ``port`` (0 = a free port) over UDP and TCP."""
         outer = self
 
         class Udp(socketserver.BaseRequestHandler):
@@ -161,7 +165,7 @@ class DnsServer:
                     conn.sendall(len(reply).to_bytes(2, "big") + reply)
 
         for _ in range(20):  # find a port free for both UDP and TCP
-            udp = _UdpServer(("127.0.0.1", 0), Udp)
+            udp = _UdpServer(("127.0.0.1", port), Udp)
             port = udp.server_address[1]
             try:
                 tcp = _TcpServer(("127.0.0.1", port), Tcp)
@@ -172,7 +176,7 @@ class DnsServer:
             self._servers = [udp, tcp]
             break
         else:  # pragma: no cover
-            raise RuntimeError("no free port for the test DNS server")
+            raise RuntimeError(f"no port free for both UDP and TCP (asked for {port or 'any'})")
         for server in self._servers:
             thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
             thread.start()
