@@ -49,13 +49,13 @@ def _long(n: int) -> bytes:
     return bytes(out)
 
 
-_SMALL = [_long(n) for n in range(256)]
+_SMALL = [_long(n) for n in range(1 << 14)]  # 1–3 byte varints, looked up instead of built
 
 
 def _string(value: str) -> bytes:
     data = value.encode()
     n = len(data)
-    return (_SMALL[n] if n < 256 else _long(n)) + data
+    return (_SMALL[n] if n < 16384 else _long(n)) + data
 
 
 def _optional(value: str | None) -> bytes:
@@ -78,6 +78,8 @@ class RowEncoder:
         after = b"".join(_optional(details[k]) for k in _DETAILS[12:])
         self._details_before = b"\x02" + before  # union branch 1: the record
         self._details_after = after + b"\x00"  # then consent: null
+        self._time: int | None = None
+        self._time_bytes = b""
 
     def matches(self, record: Mapping[str, Any]) -> bool:
         """Whether the record shares this upload's constant parts (full check)."""
@@ -92,23 +94,38 @@ class RowEncoder:
         )
 
     def __call__(self, r: Mapping[str, Any]) -> bytes:
+        small = _SMALL
+        t = r["event_time"]
+        if t != self._time:  # rows of the same millisecond share the encoding
+            self._time, self._time_bytes = t, _long(t)
         parts = [
             self.frame,
             _string(r["event_id"]),
             self._mid,
-            _long(r["event_time"]),
+            self._time_bytes,
             self._after_time,
             _string(r["email"]),
         ]
+        append = parts.append
         for name in _OPTIONAL_CONTACT:
             value = r[name]
-            parts.append(b"\x00" if value is None else b"\x02" + _string(value))
-        parts.append(_array(r["tags"]))
-        parts.append(_map(r["custom_fields"]))
-        parts.append(self._details_before)
+            if value is None:
+                append(b"\x00")
+            else:
+                data = value.encode()
+                n = len(data)
+                append(b"\x02" + (small[n] if n < 16384 else _long(n)) + data)
+        tags = r["tags"]
+        append(_array(tags) if tags else b"\x00")
+        custom = r["custom_fields"]
+        append(_map(custom) if custom else b"\x00")
+        append(self._details_before)
         row = r["source_details"]["row_number"]
-        parts.append(b"\x00" if row is None else b"\x02" + _long(row))
-        parts.append(self._details_after)
+        if row is None:
+            append(b"\x00")
+        else:
+            append(b"\x02" + (small[row] if row < 16384 else _long(row)))
+        append(self._details_after)
         return b"".join(parts)
 
 
