@@ -4,6 +4,8 @@ request ids, health, readiness and metrics."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import socket
 import time
 import uuid
@@ -17,6 +19,7 @@ import pytest
 from leadstream.db import make_engine
 from leadstream.db.idempotency import ClaimOutcome, IdempotencyStore
 from leadstream.infra import Stack
+from leadstream.jobs import JobState
 from tests.integration.test_ingest_fixtures import (
     Server,
     World,
@@ -24,6 +27,7 @@ from tests.integration.test_ingest_fixtures import (
     ingest_world,
     running_world,
 )
+from tests.support.kafka import produce
 
 pytestmark = pytest.mark.integration
 
@@ -264,6 +268,77 @@ def test_job_progress_streams_as_server_sent_events(world: World) -> None:
                 break
     assert "event: progress" in seen
     assert f'"job_id":"{job_id}"' in seen[-1]
+
+
+def _publish_state(world: World, state: JobState) -> None:
+    topic = world.settings.topic("jobs.state")
+    produce(
+        world.settings,
+        topic,
+        [(state.job_id.encode(), world.serde.serialize(state.to_record(), topic), None)],
+    )
+
+
+def test_job_endpoints_show_the_trackers_state(world: World) -> None:
+    r = world.client.post(
+        "/v1/contacts",
+        json={"contacts": [{"email": email()} for _ in range(4)]},
+        headers=world.keys.auth(world.keys.ingest),
+    )
+    job_id = r.json()["job_id"]
+    now = int(time.time() * 1000)
+    state = JobState(
+        job_id=job_id,
+        status="processing",
+        started_at=now - 5000,
+        updated_at=now,
+        event_time=now,
+        event_id=f"state-{job_id}-1",
+        kind="batch",
+        expected_total=4,
+        counts={"contacts.raw": 4, "contacts.rejected": 1, "contacts.verified": 2},
+        rejected_by_reason={"duplicate": 1},
+        verdicts={"deliverable": 2},
+        rate_per_s=1.5,
+        eta_s=0.7,
+    )
+    _publish_state(world, state)
+    auth = world.keys.auth(world.keys.ingest)
+    deadline = time.monotonic() + 20
+    while True:
+        job = world.client.get(f"/v1/jobs/{job_id}", headers=auth).json()
+        if job["counts"] or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert job["counts"] == {"contacts.raw": 4, "contacts.rejected": 1, "contacts.verified": 2}
+    assert (job["received"], job["rejected_by_reason"], job["verdicts"]) == (
+        4,
+        {"duplicate": 1},
+        {"deliverable": 2},
+    )
+    assert (job["status"], job["rate_per_s"], job["eta_s"]) == ("processing", 1.5, 0.7)
+    listed = world.client.get("/v1/jobs", headers=auth).json()["jobs"]
+    assert next(j for j in listed if j["job_id"] == job_id)["counts"]["contacts.raw"] == 4
+
+    done = dataclasses.replace(
+        state,
+        status="completed",
+        completed_at=now + 1000,
+        updated_at=now + 1000,
+        event_id=f"state-{job_id}-2",
+        counts={"contacts.raw": 4, "contacts.rejected": 2, "contacts.verified": 2},
+    )
+    with world.client.stream("GET", f"/v1/jobs/{job_id}/events", headers=auth) as stream:
+        _publish_state(world, done)
+        lines = []
+        for line in stream.iter_lines():
+            lines.append(line)
+            if line == "event: end":
+                break
+    assert "event: progress" in lines
+    assert lines[-1] == "event: end"
+    last = next(json.loads(x[5:]) for x in reversed(lines) if x.startswith("data:"))
+    assert (last["status"], last["counts"]["contacts.rejected"]) == ("completed", 2)
 
 
 # ------------------------------------------------------------------ idempotency

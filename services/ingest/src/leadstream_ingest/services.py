@@ -19,7 +19,7 @@ from leadstream.db.idempotency import IdempotencyStore
 from leadstream.db.ingest import IngestStore
 from leadstream.events import EventError, Serde
 from leadstream_ingest.config import IngestSettings
-from leadstream_ingest.job_states import JobStates, NoJobStates
+from leadstream_ingest.job_states import JobStates, TrackedJobStates
 from leadstream_ingest.metrics import IngestMetrics
 from leadstream_ingest.producer import EventProducer
 from leadstream_ingest.ratelimit import TrustedProxies
@@ -76,7 +76,7 @@ class Services:
             redis=aioredis.Redis.from_url(
                 settings.redis_url, socket_timeout=2, socket_connect_timeout=2
             ),
-            jobs=job_states(settings, serde) if job_states else NoJobStates(),
+            jobs=(job_states or TrackedJobStates)(settings, serde),
             metrics=IngestMetrics(),
             proxies=TrustedProxies(settings.trusted_proxies),
             executor=executor,
