@@ -23,10 +23,12 @@ infra-down: ## Stop the local stack; leaves no process
 infra-status: ## Show each server's pid, ports and readiness
 	@$(LS) infra status
 
-run: infra-up ## The main job: install, start the stack, show it healthy
-	@$(LS) infra status
+run: infra-up ## The main job: stack + every service, a 10k-contact sample list through the pipeline
+	@$(LS) sample run --rows $(or $(ROWS),10000)
 
-stop: infra-down ## Stop everything `make run` started
+stop: ## Stop every service and the stack; leaves no process
+	@$(LS) services down
+	@$(LS) infra down
 
 test: install ## Lint, type-check and run the whole suite on the real stack
 	@./infra/with-stack.sh $(MAKE) --no-print-directory check
@@ -50,5 +52,5 @@ fmt: ## Format and autofix
 	@$(UV) run --frozen ruff format .
 	@$(UV) run --frozen ruff check --fix .
 
-clean: infra-down ## Stop the stack and delete its data (.local/)
+clean: stop ## Stop everything and delete its data (.local/)
 	@rm -rf .local

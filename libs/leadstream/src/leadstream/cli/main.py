@@ -7,8 +7,9 @@ import typer
 from leadstream.cli.campaigns import campaigns_app
 from leadstream.cli.db import migrate
 from leadstream.cli.dlq import dlq_app
-from leadstream.cli.infra import infra_app
+from leadstream.cli.infra import infra_app, services_app
 from leadstream.cli.keys import keys_app
+from leadstream.cli.sample import sample_app
 from leadstream.cli.schemas import schemas_app
 from leadstream.cli.status import status
 from leadstream.cli.suppress import suppress_app
@@ -21,6 +22,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(infra_app, name="infra")
+app.add_typer(services_app, name="services")
+app.add_typer(sample_app, name="sample")
 app.command()(migrate)
 app.command()(status)
 app.add_typer(topics_app, name="topics")

@@ -86,7 +86,8 @@ class ManagedProcess:
         except OSError:
             return True  # no /proc: trust the pid file
         program = os.path.basename(self.argv[0]).encode()
-        return bool(cmdline) and program in cmdline[0]
+        # A console script runs as ``python <script>``: look at the first arguments too.
+        return any(program in part for part in cmdline[:3])
 
     def running(self) -> bool:
         return self.pid() is not None

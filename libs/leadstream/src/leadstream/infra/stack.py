@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from leadstream.infra.config import InfraSettings
@@ -24,21 +24,29 @@ class ServerStatus:
 
 
 class Stack:
-    """The five local servers, in start order."""
+    """Servers started in order and stopped in reverse: by default the five of the local
+    stack; :func:`leadstream.infra.apps.app_servers` gives the pipeline's own processes."""
 
-    def __init__(self, settings: InfraSettings | None = None) -> None:
+    def __init__(
+        self,
+        settings: InfraSettings | None = None,
+        servers: Callable[[InfraSettings], Sequence[Server]] | None = None,
+    ) -> None:
         self.settings = (settings or InfraSettings()).resolved()
-        self.servers = [factory(self.settings) for factory in SERVER_FACTORIES.values()]
+        if servers is None:
+            self.servers = [factory(self.settings) for factory in SERVER_FACTORIES.values()]
+        else:
+            self.servers = list(servers(self.settings))
 
     def select(self, names: Iterable[str] | None) -> list[Server]:
         if not names:
             return list(self.servers)
         wanted = set(names)
-        unknown = wanted - set(SERVER_FACTORIES)
+        known = [s.name for s in self.servers]
+        unknown = wanted - set(known)
         if unknown:
             raise InfraError(
-                f"unknown server(s) {', '.join(sorted(unknown))}; "
-                f"choose from {', '.join(SERVER_FACTORIES)}"
+                f"unknown server(s) {', '.join(sorted(unknown))}; choose from {', '.join(known)}"
             )
         return [s for s in self.servers if s.name in wanted]
 
