@@ -152,6 +152,8 @@ class WrkResult:
     p99_ms: float
     non_2xx: int
     errors: int
+    requests: int = 0
+    server_cpu_us: float = 0.0  # CPU time of the server process per request (all threads)
 
 
 def _free_port() -> int:
@@ -175,6 +177,7 @@ def wrk(url: str, seconds: int, connections: int, script: Path, delay_ms: float 
         env=env,
     ).stdout
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    count = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     p50 = _ms(re.search(r"\s50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
     p99 = _ms(re.search(r"\s99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
@@ -185,7 +188,22 @@ def wrk(url: str, seconds: int, connections: int, script: Path, delay_ms: float 
         p99,
         int(non_2xx.group(1)) if non_2xx else 0,
         sum(int(g) for g in errors.groups()) if errors else 0,
+        count,
     )
+
+
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process so far (all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measured(server: Server, seconds: int, script: Path) -> WrkResult:
+    """A peak run, with the server's CPU per request (robust to other load on the box)."""
+    before = cpu_s(server.proc.pid)
+    result = wrk(server.url, seconds, CONNECTIONS, script)
+    result.server_cpu_us = (cpu_s(server.proc.pid) - before) / max(result.requests, 1) * 1e6
+    return result
 
 
 class Server:
@@ -278,7 +296,7 @@ def main() -> None:
                     server = Server(kind, env)
                     try:
                         wrk(server.url, 3, CONNECTIONS, script)  # warm-up
-                        peak = wrk(server.url, args.duration, CONNECTIONS, script)
+                        peak = measured(server, args.duration, script)
                         at_rate = paced(server, script, args.rate, args.duration)
                     finally:
                         server.close()
@@ -310,9 +328,10 @@ def report(results: dict[str, list[tuple[WrkResult, WrkResult]]], args: Any) -> 
         f"`uv run python -m bench.ingest_registrations --duration {args.duration} "
         f"--rounds {args.rounds} --rate {args.rate:g}`.",
         "",
-        f"| server | peak req/s (c={CONNECTIONS}) | rounds | p99 at peak | paced req/s "
-        f"(c={PACED_CONNECTIONS}) | p50 / p99 paced | non-2xx, socket errors |",
-        "|---|---|---|---|---|---|---|",
+        f"| server | peak req/s (c={CONNECTIONS}) | rounds | p99 at peak | server CPU per "
+        f"request | paced req/s (c={PACED_CONNECTIONS}) | p50 / p99 paced | non-2xx, socket "
+        f"errors |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for kind in ("baseline", "registrations"):
         runs = results[kind]
@@ -320,6 +339,7 @@ def report(results: dict[str, list[tuple[WrkResult, WrkResult]]], args: Any) -> 
             f"| {kind} | {med(kind, lambda r: r[0].requests_s):,.0f} | "
             f"{', '.join(f'{r[0].requests_s:,.0f}' for r in runs)} | "
             f"{med(kind, lambda r: r[0].p99_ms):.1f} ms | "
+            f"{med(kind, lambda r: r[0].server_cpu_us):,.0f} µs | "
             f"{med(kind, lambda r: r[1].requests_s):,.0f} | "
             f"{med(kind, lambda r: r[1].p50_ms):.1f} / {med(kind, lambda r: r[1].p99_ms):.1f} ms | "
             f"{sum(r[0].non_2xx + r[1].non_2xx for r in runs)}, "
@@ -329,7 +349,10 @@ def report(results: dict[str, list[tuple[WrkResult, WrkResult]]], args: Any) -> 
     peak_base = med("baseline", lambda r: r[0].requests_s)
     p99 = med("registrations", lambda r: r[1].p99_ms)
     rate = med("registrations", lambda r: r[1].requests_s)
+    load = os.getloadavg()[0]
     lines += [
+        "",
+        f"Machine load average (1 min) at the end: {load:.1f} on {os.cpu_count()} cores.",
         "",
         f"- registrations / baseline = **{peak_app / peak_base:.2f}×** (target ≥ 0.7×)",
         f"- registrations peak = **{peak_app:,.0f} req/s** (target ≥ 5,000)",
