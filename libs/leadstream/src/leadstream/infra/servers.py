@@ -284,7 +284,7 @@ def kafka(cfg: InfraSettings) -> Server:
         from confluent_kafka.admin import AdminClient
 
         admin = AdminClient({"bootstrap.servers": f"{cfg.host}:{cfg.kafka_port}", "log_level": 0})
-        admin.list_topics(timeout=2)
+        admin.list_topics(timeout=5)
         return True
 
     argv = [
