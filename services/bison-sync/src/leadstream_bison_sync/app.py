@@ -17,10 +17,15 @@ from leadstream_bison_sync.service import build_service
 def main() -> None:
     """Run bison-sync: the stage loop, and the scheduler thread beside it."""
     settings = BisonSyncSettings()
-    config = RuntimeConfig().model_copy(update={"batch_size": settings.bison_stage_batch_size})
+    config = RuntimeConfig().model_copy(
+        update={
+            "batch_size": settings.bison_stage_batch_size,
+            "poll_timeout_s": settings.bison_stage_poll_timeout_s,
+        }
+    )
     serde = Serde(settings)
     serde.prepare()
-    engine = make_engine(settings)
+    engine = make_engine(settings, pool_size=2 * settings.bison_upload_concurrency + 3)
     redis = Redis.from_url(settings.redis_url)
     publisher = EventPublisher(settings, serde)
     service = build_service(settings, engine, redis, publish=publisher)

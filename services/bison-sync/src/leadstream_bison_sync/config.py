@@ -21,6 +21,11 @@ class BisonSyncSettings(Settings):
     ``true`` forces a dry run even with credentials; ``false`` refuses to start without
     them; unset = dry run exactly when credentials are missing (refused in ``prod``).
 
+    Stage: ``bison_stage_batch_size`` BatchReady records per handler call (each is up to 500
+    leads: a few seconds of rate-limited calls), ``bison_upload_concurrency`` of them uploaded
+    at once (so that one batch's bookkeeping does not leave the rate budget unused), and
+    ``bison_stage_poll_timeout_s`` — short, so that a partly filled poll waits little.
+
     Rate: ``bison_requests_per_minute`` is shared by every instance through one Redis token
     bucket (``bison_burst`` requests may go at once). Set it a little under the instance's
     real limit (3,000/min is the figure in circulation; the unit of counting is unknown).
@@ -42,6 +47,8 @@ class BisonSyncSettings(Settings):
     bison_attach_chunk: int = 500
     bison_allow_parallel_sending: bool = False
     bison_stage_batch_size: int = 20
+    bison_upload_concurrency: int = 2
+    bison_stage_poll_timeout_s: float = 0.1
     bison_scheduler_enabled: bool = True
     bison_scheduler_tick_s: float = 5.0
     bison_campaign_sync_interval_s: float = 900.0

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 
 from leadstream.bison import (
     BisonAuthError,
@@ -30,11 +31,21 @@ class BisonSyncHandler:
         *,
         ready_topic: str,
         events_topic: str,
+        concurrency: int = 1,
     ) -> None:
         self.uploader = uploader
         self.recorder = recorder
         self.ready_topic = ready_topic
         self.events_topic = events_topic
+        self._pool = (
+            ThreadPoolExecutor(concurrency, thread_name_prefix="bison-upload")
+            if concurrency > 1
+            else None
+        )
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
 
     def __call__(self, records: Sequence[Record]) -> list[list[Output]]:
         try:
@@ -44,7 +55,27 @@ class BisonSyncHandler:
 
     def _handle(self, records: Sequence[Record]) -> list[list[Output]]:
         self.recorder.record([r.value for r in records if r.topic == self.events_topic])
-        return [self._upload(r) if r.topic == self.ready_topic else [] for r in records]
+        out: list[list[Output]] = [[] for _ in records]
+        ready = [(i, r) for i, r in enumerate(records) if r.topic == self.ready_topic]
+        if self._pool is None or len(ready) < 2:
+            for i, r in ready:
+                out[i] = self._upload(r)
+            return out
+        # Uploads of different batches overlap, so one batch's bookkeeping (PostgreSQL, JSON)
+        # does not leave the shared rate budget unused; each batch is still uploaded in order
+        # under its own advisory lock.
+        futures: list[tuple[int, Future[list[Output]]]] = [
+            (i, self._pool.submit(self._upload, r)) for i, r in ready
+        ]
+        failures: list[BaseException] = []
+        for i, fut in futures:
+            try:
+                out[i] = fut.result()
+            except Exception as exc:
+                failures.append(exc)
+        if failures:
+            raise _most_severe(failures)
+        return out
 
     def _upload(self, r: Record) -> list[Output]:
         try:
@@ -67,3 +98,13 @@ class BisonSyncHandler:
             )
             return []
         return [synced_output(done.value)]
+
+
+def _most_severe(failures: list[BaseException]) -> BaseException:
+    """Fatal stops the stage; a retry redoes the whole handler batch (finished uploads are
+    re-emitted from PostgreSQL); anything else makes the runtime isolate the bad record."""
+    for kind in (FatalStageError, RetryLater):
+        for exc in failures:
+            if isinstance(exc, kind):
+                return exc
+    return failures[0]

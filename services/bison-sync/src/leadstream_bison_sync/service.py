@@ -94,6 +94,7 @@ def build_service(
         recorder,
         ready_topic=settings.topic("batches.ready"),
         events_topic=settings.topic("bison.events"),
+        concurrency=settings.bison_upload_concurrency,
     )
     scheduler = None
     if client is not None and settings.bison_scheduler_enabled:
@@ -132,6 +133,7 @@ def build_service(
     )
     if client is not None:
         service.closers.append(client.close)
+    service.closers.append(handler.close)
     return service
 
 

@@ -18,6 +18,7 @@ Without credentials (dry run) it records the requests it would have sent instead
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
@@ -92,6 +93,7 @@ class Uploader:
         self.allow_parallel_sending = allow_parallel_sending
         self.max_unknown_rounds = max_unknown_rounds
         self._variables: set[str] | None = None
+        self._variables_lock = threading.Lock()  # uploads may run in several threads
 
     @property
     def dry_run(self) -> bool:
@@ -159,11 +161,12 @@ class Uploader:
     def _ensure_variables(self, api: BisonApi, names: set[str]) -> None:
         if not names:
             return
-        if self._variables is None or not names <= self._variables:
-            self._variables = set(api.custom_variables())
-        for name in sorted(names - self._variables):
-            api.create_custom_variable(name)
-            self._variables.add(name)
+        with self._variables_lock:
+            if self._variables is None or not names <= self._variables:
+                self._variables = set(api.custom_variables())
+            for name in sorted(names - self._variables):
+                api.create_custom_variable(name)
+                self._variables.add(name)
 
     def _upsert(
         self, api: BisonApi, batch_id: str, campaign: str, payloads: Mapping[str, dict[str, Any]]

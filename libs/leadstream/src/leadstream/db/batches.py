@@ -153,16 +153,19 @@ class BatchUnit:
         return out
 
     def members(self, batch_id: str) -> list[dict[str, Any]]:
-        """The BatchContact records of a batch, in the order they joined."""
-        rows = self.conn.execute(
+        """The BatchContact records of a batch, in the order they joined (one JSON array, so
+        the client parses once rather than once per row)."""
+        text = self.conn.execute(
             sa.text(
                 """
-                SELECT contact FROM batch_members WHERE batch_id = :b ORDER BY position
+                SELECT CAST(COALESCE(jsonb_agg(contact ORDER BY position), '[]') AS text) FROM
+                batch_members WHERE batch_id = :b
                 """
             ),
             {"b": batch_id},
-        ).all()
-        return [dict(r[0]) for r in rows]
+        ).scalar_one()
+        members: list[dict[str, Any]] = json.loads(text)
+        return members
 
     def campaign_name(self, campaign_id: str) -> str | None:
         row = self.conn.execute(
@@ -254,25 +257,28 @@ class BatchUnit:
         """Append members at the end of an open batch (and count them in ``batch.size``)."""
         if not members:
             return
+        # One JSON document, unpacked by the server: a text[] of JSON strings would be escaped
+        # element by element on the client, which costs more than the insert itself.
+        rows = [
+            {
+                "contact_id": m.contact_id,
+                "position": batch.size + i,
+                "event_id": m.verified_event_id,
+                "job_id": m.job_id,
+                "contact": m.contact,
+            }
+            for i, m in enumerate(members)
+        ]
         self.conn.execute(
             sa.text(
                 """
                 INSERT INTO batch_members (contact_id, batch_id, campaign_id, position,
                 verified_event_id, job_id, contact) SELECT t.contact_id, :b, :c, t.position,
-                t.event_id, t.job_id, CAST(t.contact AS jsonb) FROM unnest(CAST(:ids AS text[]),
-                CAST(:pos AS int[]), CAST(:ev AS text[]), CAST(:jobs AS text[]), CAST(:contacts
-                AS text[])) AS t(contact_id, position, event_id, job_id, contact)
+                t.event_id, t.job_id, t.contact FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS
+                t(contact_id text, position int, event_id text, job_id text, contact jsonb)
                 """
             ),
-            {
-                "b": batch.batch_id,
-                "c": batch.campaign_id,
-                "ids": [m.contact_id for m in members],
-                "pos": list(range(batch.size, batch.size + len(members))),
-                "ev": [m.verified_event_id for m in members],
-                "jobs": [m.job_id for m in members],
-                "contacts": [json.dumps(m.contact) for m in members],
-            },
+            {"b": batch.batch_id, "c": batch.campaign_id, "rows": json.dumps(rows)},
         )
         batch.size += len(members)
         self.conn.execute(

@@ -1,0 +1,3 @@
+from leadstream_batch.app import main
+
+main()
