@@ -31,6 +31,7 @@ from typing import Any
 import httpx
 import sqlalchemy as sa
 from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient
 from fastavro import parse_schema, schemaless_writer
 from sqlalchemy.engine import make_url
 
@@ -162,8 +163,27 @@ def serve(settings: Settings, port: int) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-c", code], env=env)
 
 
+def drop_topics(settings: Settings) -> None:
+    """Delete the run's prefixed topics (a single local broker does not survive thousands of
+    leftover partitions)."""
+    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+    names = [t for t in admin.list_topics(timeout=10).topics if t.startswith(settings.topic_prefix)]
+    for future in admin.delete_topics(names, operation_timeout=30).values() if names else ():
+        with contextlib.suppress(Exception):
+            future.result(timeout=30)
+
+
 def run(rows: int, port: int) -> str:
     settings = bench_settings()
+    assert settings.topic_prefix
+    try:
+        return _run(settings, rows, port)
+    finally:
+        with contextlib.suppress(Exception):
+            drop_topics(settings)
+
+
+def _run(settings: Settings, rows: int, port: int) -> str:
     assert apply(TopicSettings.of(settings)).ok
     assert all(r.ok for r in register_schemas(settings))
     with fresh_database(settings) as db, tempfile.TemporaryDirectory() as tmp:

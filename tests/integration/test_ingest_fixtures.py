@@ -9,6 +9,7 @@ ingest revision, and the ingest app served by uvicorn on a free loopback port in
 from __future__ import annotations
 
 import contextlib
+import logging
 import socket
 import threading
 import time
@@ -21,6 +22,8 @@ import httpx
 import sqlalchemy as sa
 import uvicorn
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.schema_registry import SchemaRegistryClient
 from sqlalchemy.engine import make_url
 
 from leadstream.db import make_engine, upgrade
@@ -32,6 +35,7 @@ from leadstream_ingest.app import create_app
 from leadstream_ingest.config import IngestSettings
 
 WEBHOOK_SECRET = "whsec-" + "x7Kq2" * 6
+log = logging.getLogger(__name__)
 
 
 def base_settings(stack: Stack, prefix: str) -> IngestSettings:
@@ -71,13 +75,47 @@ def fresh_database(settings: IngestSettings) -> Iterator[IngestSettings]:
 
 @contextlib.contextmanager
 def ingest_world(stack: Stack, **overrides: Any) -> Iterator[IngestSettings]:
+    """A topic prefix with the whole catalog applied and the schemas registered, and a fresh
+    database; the topics and subjects are deleted afterwards (a single local broker does not
+    survive thousands of leftover test partitions)."""
     prefix = f"t{uuid.uuid4().hex[:10]}."
     settings = base_settings(stack, prefix).model_copy(update=overrides)
-    report = apply(TopicSettings.of(settings))
-    assert report.ok, report
-    assert all(r.ok for r in register_schemas(settings))
-    with fresh_database(settings) as fresh:
-        yield fresh
+    try:
+        report = apply(TopicSettings.of(settings))
+        assert report.ok, report
+        assert all(r.ok for r in register_schemas(settings))
+        with fresh_database(settings) as fresh:
+            yield fresh
+    finally:
+        forget_prefix(settings)
+
+
+def forget_prefix(settings: IngestSettings, timeout_s: float = 30.0) -> None:
+    """Delete the prefix's topics and schema subjects (best effort: cleanup never fails a
+    test, and a broker that does not answer is left to its operators)."""
+    prefix = settings.topic_prefix
+    assert prefix, "refusing to delete unprefixed (production) topics"
+    try:
+        admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+        names = [t for t in admin.list_topics(timeout=10).topics if t.startswith(prefix)]
+        if names:
+            futures = admin.delete_topics(names, operation_timeout=timeout_s)
+            for future in futures.values():
+                with contextlib.suppress(Exception):
+                    future.result(timeout=timeout_s)
+    except Exception as exc:  # the broker is away: nothing more to do here
+        log.warning("could not delete the test topics of %s: %s", prefix, exc)
+    try:
+        registry = SchemaRegistryClient({"url": settings.schema_registry_url, "timeout": 10})
+        try:
+            for subject in registry.get_subjects():
+                if subject.startswith(prefix):
+                    registry.delete_subject(subject)
+                    registry.delete_subject(subject, permanent=True)
+        finally:
+            registry.close()
+    except Exception as exc:
+        log.warning("could not delete the test subjects of %s: %s", prefix, exc)
 
 
 def free_port() -> int:
