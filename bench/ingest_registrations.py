@@ -244,6 +244,8 @@ def paced(server: Server, script: Path, rate: float, seconds: int) -> WrkResult:
         probe = wrk(server.url, 4, PACED_CONNECTIONS, script, delay)
         if abs(probe.requests_s - rate) / rate < 0.03:
             break
+        if probe.requests_s <= 0:
+            break  # the box is swamped: measure with the delay we have
         cycle = PACED_CONNECTIONS * 1000 / probe.requests_s  # delay + service time
         delay = max(0.0, delay + PACED_CONNECTIONS * 1000 / rate - cycle)
     return wrk(server.url, seconds, PACED_CONNECTIONS, script, delay)
