@@ -11,7 +11,7 @@ import redis
 import sqlalchemy as sa
 from confluent_kafka import Consumer, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
-from confluent_kafka.schema_registry import SchemaRegistryClient
+from confluent_kafka.schema_registry import SchemaRegistryClient, topic_subject_name_strategy
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 from pymongo.errors import BulkWriteError, DuplicateKeyError
@@ -127,8 +127,12 @@ def test_registry_confluent_api_avro_round_trip(settings: Settings) -> None:
                      "fields": [{"name": "email", "type": "string"},
                                 {"name": "n", "type": "long"}]}"""
         topic = settings.topic("avro")
-        serializer = AvroSerializer(client, schema)
-        deserializer = AvroDeserializer(client)
+        serializer = AvroSerializer(
+            client, schema, conf={"subject.name.strategy": topic_subject_name_strategy}
+        )
+        deserializer = AvroDeserializer(
+            client, conf={"subject.name.strategy": topic_subject_name_strategy}
+        )
         ctx = SerializationContext(topic, MessageField.VALUE)
         payload = serializer({"email": "a@example.com", "n": 7}, ctx)
         assert payload is not None
