@@ -3,11 +3,15 @@ running, or starts it (and stops what it started at the end of the session)."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 from collections.abc import Iterator
 
 import pytest
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from leadstream.infra import InfraSettings, Stack
 from leadstream.settings import Settings
@@ -36,9 +40,29 @@ def infra(stack: Stack) -> InfraSettings:
 
 
 @pytest.fixture
-def prefix() -> str:
-    """A fresh topic/group prefix, so tests never see each other's data."""
-    return f"t{uuid.uuid4().hex[:10]}."
+def prefix(stack: Stack) -> Iterator[str]:
+    """A fresh topic/group prefix, so tests never see each other's data. Its topics and registry
+    subjects are deleted afterwards: a suite that leaves them behind piles up thousands of
+    partitions in one broker (it ran out of heap once)."""
+    name = f"t{uuid.uuid4().hex[:10]}."
+    yield name
+    _drop_prefixed(stack.settings, name)
+
+
+def _drop_prefixed(cfg: InfraSettings, name: str) -> None:
+    admin = AdminClient({"bootstrap.servers": f"{cfg.host}:{cfg.kafka_port}"})
+    topics = [t for t in admin.list_topics(timeout=10).topics if t.startswith(name)]
+    if topics:
+        for future in admin.delete_topics(topics, operation_timeout=30).values():
+            with contextlib.suppress(KafkaException):
+                future.result(30)
+    url = f"http://{cfg.host}:{cfg.registry_port}/apis/ccompat/v7"
+    with SchemaRegistryClient({"url": url}) as registry:
+        for subject in registry.get_subjects():
+            if subject.startswith(name):
+                with contextlib.suppress(Exception):
+                    registry.delete_subject(subject)
+                    registry.delete_subject(subject, permanent=True)
 
 
 @pytest.fixture

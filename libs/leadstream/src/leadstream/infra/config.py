@@ -31,7 +31,7 @@ class InfraSettings(BaseSettings):
     kafka_port: int = 9092
     kafka_controller_port: int = 9093
     kafka_version: str = "4.1.1"
-    kafka_heap: str = "512m"
+    kafka_heap: str = "1g"
     registry_port: int = 8081
     registry_management_port: int = 9001
     registry_version: str = "3.3.3"
