@@ -34,6 +34,7 @@ from typing import Any
 import httpx
 import sqlalchemy as sa
 from confluent_kafka import Consumer, Producer
+from confluent_kafka.admin import AdminClient
 from sqlalchemy.engine import make_url
 
 from bench.common import append_results, bench_settings
@@ -112,6 +113,15 @@ def _drop_database(settings: Settings, name: str) -> None:
     with admin.connect() as conn:
         conn.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
     admin.dispose()
+
+
+def _drop_topics(settings: Settings) -> None:
+    """Leave no topics behind: the shared broker keeps every partition it is given."""
+    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+    names = [t for t in admin.list_topics(timeout=30).topics if t.startswith(settings.topic_prefix)]
+    if names:
+        for future in admin.delete_topics(names, operation_timeout=30).values():
+            future.result(timeout=60)
 
 
 def _env(settings: Settings, **extra: str) -> dict[str, str]:
@@ -233,6 +243,7 @@ def run(
         if fake.stdout is not None:
             fake.stdout.close()
         _drop_database(base, dbname)
+        _drop_topics(settings)
     last_ms = max(ts for ts, _ in synced)
     times = [s["at"] for s in seen if s["status"] != 429]
     gaps = sorted(b - a for a, b in itertools.pairwise(times))

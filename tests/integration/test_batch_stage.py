@@ -27,6 +27,7 @@ from leadstream_batch.service import BatchService, build_service
 from leadstream_batch.timer import TickReport, TimerThread
 from tests.support.fake_bison.harness import (
     Message,
+    drop_topics,
     fresh_database,
     prepare_topics,
     publish,
@@ -88,6 +89,7 @@ def env(settings: Settings) -> Iterator[Env]:
         finally:
             serde.close()
             engine.dispose()
+            drop_topics(db)
 
 
 def emails(prefix: str, n: int) -> list[str]:

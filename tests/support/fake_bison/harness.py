@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from confluent_kafka import Consumer
+from confluent_kafka.admin import AdminClient
 from sqlalchemy.engine import make_url
 
 from leadstream.db import make_engine, upgrade
@@ -39,6 +40,18 @@ def fresh_database(settings: S) -> Iterator[S]:
         with admin.connect() as conn:
             conn.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+def drop_topics(settings: Settings) -> None:
+    """Delete every topic under the test's prefix (the shared broker keeps every topic it is
+    given; thousands of leftover test partitions exhausted its heap once)."""
+    if not settings.topic_prefix:
+        return
+    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+    names = [t for t in admin.list_topics(timeout=30).topics if t.startswith(settings.topic_prefix)]
+    if names:
+        for future in admin.delete_topics(names, operation_timeout=30).values():
+            future.result(timeout=60)
 
 
 def prepare_topics(settings: Settings, partitions: int = 3) -> None:

@@ -22,6 +22,7 @@ from leadstream_bison_sync.service import BisonSyncService, build_service
 from tests.support.fake_bison.fake import FakeBison
 from tests.support.fake_bison.harness import (
     Message,
+    drop_topics,
     fresh_database,
     prepare_topics,
     publish,
@@ -139,3 +140,4 @@ def sync_env(settings: Settings, *, rate_per_minute: float | None = None) -> Ite
             redis.close()
             serde.close()
             engine.dispose()
+            drop_topics(db)
