@@ -277,7 +277,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--contacts", type=int, default=100_000)
     parser.add_argument("--rate-per-minute", type=float, default=240.0)
-    parser.add_argument("--instances", type=int, default=2, help="bison-sync instances")
+    parser.add_argument("--instances", type=int, default=1, help="bison-sync instances")
     parser.add_argument("--burst", type=float, default=1.0, help="token bucket burst")
     parser.add_argument(
         "--concurrent",
