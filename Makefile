@@ -6,10 +6,10 @@ UV ?= uv
 LS := $(UV) run --frozen leadstream
 PYTEST_ARGS ?=
 
-.PHONY: help install infra-up infra-down infra-status run stop test check lint typecheck pytest bench fmt clean
+.PHONY: help install infra-up infra-down infra-status run stop test check lint typecheck pytest chaos bench bench-e2e fmt clean
 
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
 install: ## Install the Python env (locked), Kafka, the registry, FerretDB, PostgreSQL, Redis
 	@./infra/install.sh
@@ -45,8 +45,14 @@ typecheck:
 pytest:
 	@$(UV) run --frozen pytest $(PYTEST_ARGS)
 
+chaos: install ## The fault suite at full size on its own stack (alternate ports): figures in .local/chaos/
+	@CHAOS_SCALE=full $(UV) run --frozen pytest tests/chaos -p no:cacheprovider $(PYTEST_ARGS)
+
 bench: infra-up ## Run the benchmarks on the local stack; results appended to docs/benchmarks.md
 	@$(UV) run --frozen python -m bench.runtime_passthrough
+
+bench-e2e: infra-up ## Every service end to end on ROWS (1M) contacts, then the Celery baseline
+	@$(UV) run --frozen python -m bench.end_to_end --rows $(or $(ROWS),1000000)
 
 fmt: ## Format and autofix
 	@$(UV) run --frozen ruff format .

@@ -2,6 +2,7 @@
 the same run, and the filter against a Quix Streams peer on the same broker and data.
 
     uv run python -m bench.filter_verify [--records 100000] [--domains 4000] [--no-peer]
+        [--no-faust]
 
 Data: ContactSubmitted records with unique people and phone numbers over ``--domains``
 company domains (about 10% gmail.com, 1% role accounts, 2% invalid addresses, 3% repeats of
@@ -15,7 +16,10 @@ an earlier person), on 3 partitions, in a fresh PostgreSQL database (dropped at 
   resolved once beforehand from a loopback DNS server, as a long-running instance would
   have it), Redis cache on, verdicts upserted per batch;
 - peer: ``bench/peers/quix_filter.py`` (the filter's own normalization and policy modules in
-  a Quix Streams app, its own venv) on the same contacts.raw, writing to peer topics.
+  a Quix Streams app, its own venv) on the same contacts.raw, writing to peer topics;
+- faust peer: ``bench/peers/faust_filter.py`` (the filter's handler and our Avro codec in a
+  faust-streaming agent, exactly-once, configured like the jobs service) on the same
+  contacts.raw, claiming into a database of its own, writing to the peer topics.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import io
 import json
 import pstats
 import subprocess
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -124,6 +129,12 @@ def rate(runner: StageRunner, n: int, profile: bool = False) -> tuple[float, int
     )
 
 
+def _database(base: Settings, name: str, settings: Settings) -> Settings:
+    """``settings`` on database ``name`` (of the server ``base`` points at)."""
+    url = make_url(base.database_url).set(database=name).render_as_string(hide_password=False)
+    return settings.model_copy(update={"database_url": url})
+
+
 def peer(settings: Settings, db: Settings, n: int) -> dict[str, Any]:
     python = subprocess.run(
         ["bash", str(ROOT / "bench/peers/setup.sh")], check=True, capture_output=True, text=True
@@ -152,11 +163,49 @@ def peer(settings: Settings, db: Settings, n: int) -> dict[str, Any]:
     return result
 
 
+def faust_peer(settings: Settings, db: Settings, n: int, workdir: Path) -> dict[str, Any]:
+    """``bench/peers/faust_filter.py`` in the product's environment plus ``cramjam`` (aiokafka
+    needs it for lz4 batches; the product's faust reads a gzip topic), on a database of its
+    own (the filter's handler claims into a fresh contacts table)."""
+    cfg = {
+        "bootstrap": settings.kafka_bootstrap,
+        "registry": settings.schema_registry_url,
+        "database_url": db.database_url,
+        "topic_prefix": settings.topic_prefix,
+        "input": "contacts.raw",
+        "filtered": "peer.filtered",
+        "rejected": "peer.rejected",
+        "group": settings.topic("faust-filter"),
+        "records": n,
+        "batch": 1000,
+        "datadir": str(workdir),
+        "result": str(workdir / "faust-result.json"),
+    }
+    log = workdir / "faust.log"
+    with log.open("wb") as out:
+        argv = ["uv", "run", "--frozen", "--with", "cramjam>=2.8", "python",
+                str(ROOT / "bench/peers/faust_filter.py"), json.dumps(cfg)]  # fmt: skip
+        done = subprocess.run(
+            argv,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            timeout=1200,
+            cwd=ROOT,
+        )
+    result_file = workdir / "faust-result.json"
+    if not result_file.exists():
+        tail = log.read_text(errors="replace")[-3000:]
+        raise RuntimeError(f"faust peer failed ({done.returncode}): {tail}")
+    result: dict[str, Any] = json.loads(result_file.read_text())
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--records", type=int, default=100_000)
     parser.add_argument("--domains", type=int, default=4_000)
-    parser.add_argument("--no-peer", action="store_true")
+    parser.add_argument("--no-peer", action="store_true", help="skip the Quix Streams peer")
+    parser.add_argument("--no-faust", action="store_true", help="skip the faust peer")
     parser.add_argument("--profile", action="store_true", help="cProfile the filter run")
     parser.add_argument("--phone-validation", choices=["valid", "possible"], default="valid")
     parser.add_argument("--no-write", action="store_true", help="do not append to the docs")
@@ -168,8 +217,8 @@ def main() -> None:
     admin = make_engine(base, pool_size=1).execution_options(isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(sa.text(f'CREATE DATABASE "{dbname}"'))
-    url = make_url(base.database_url).set(database=dbname).render_as_string(hide_password=False)
-    db = settings.model_copy(update={"database_url": url})
+    db = _database(base, dbname, settings)
+    created = [dbname]
     lines: list[str] = []
     try:
         upgrade(db, "contacts@head")
@@ -221,6 +270,15 @@ def main() -> None:
                 verify_rate, verified_in, _ = rate(StageRunner(stage, vs, serde, config), passed)
         engine.dispose()
         peer_result = None if args.no_peer else peer(settings, db, n)
+        faust_result = None
+        if not args.no_faust:
+            with admin.connect() as conn:
+                conn.execute(sa.text(f'CREATE DATABASE "{dbname}_faust"'))
+            created.append(f"{dbname}_faust")
+            faust_db = _database(base, f"{dbname}_faust", settings)
+            upgrade(faust_db, "contacts@head")
+            with tempfile.TemporaryDirectory(prefix="faust-peer-") as tmp:
+                faust_result = faust_peer(settings, faust_db, n, Path(tmp))
         serde.close()
         rp_serde.close()
 
@@ -229,7 +287,8 @@ def main() -> None:
             f"{PARTITIONS} partitions, batches of 1,000, one process each, the broker, "
             f"PostgreSQL and Redis on the same machine. Command: `uv run python -m "
             f"bench.filter_verify --records {n} --domains {args.domains} --phone-validation "
-            f"{args.phone_validation}`.\n"
+            f"{args.phone_validation}{' --no-peer' if args.no_peer else ''}"
+            f"{' --no-faust' if args.no_faust else ''}`.\n"
         )
         lines.append("| loop | records | records/s | vs passthrough |\n|---|---|---|---|")
         lines.append(f"| runtime passthrough (baseline) | {n:,} | {passthrough:,.0f} | 1.00× |")
@@ -240,6 +299,11 @@ def main() -> None:
             f"| verify (warm DNS cache) | {verified_in:,} | {verify_rate:,.0f} | "
             f"{verify_rate / passthrough:.2f}× |"
         )
+        if faust_result is not None:
+            lines.append(
+                f"| faust-streaming filter peer | {faust_result['records']:,} | "
+                f"{faust_result['rate']:,.0f} | {faust_result['rate'] / passthrough:.2f}× |"
+            )
         if peer_result is not None:
             lines.append(
                 f"| Quix Streams filter peer | {peer_result['records']:,} | "
@@ -265,11 +329,18 @@ def main() -> None:
                 "the peer's rate including its final commit: "
                 f"{peer_result['records'] / peer_result['seconds_incl_final_commit']:,.0f}/s"
             )
+        if faust_result is not None:
+            lines.append(
+                "- ours / faust-streaming peer (filter) = "
+                f"**{filter_rate / faust_result['rate']:.2f}×** (the same handler and codec; "
+                "faust's agent, `take_events(1000, within=1 s)`, exactly-once)"
+            )
         if top:
             lines.append("\nfilter profile (cProfile, top by own time):\n\n```\n" + top + "\n```")
     finally:
         with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)'))
+            for name in created:
+                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
         kafka_admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
         mine = [

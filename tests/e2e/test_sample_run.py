@@ -7,7 +7,9 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
+import httpx
 import pytest
 
 from leadstream.infra import Stack
@@ -54,6 +56,17 @@ def test_sample_run_then_stop_leaves_no_process(stack: Stack) -> None:
         assert count("synced to Email Bison (dry run)") == count("batched")
         pids = [s.pid for s in services.status() if s.pid is not None]
         assert len(pids) == len(services.servers)
+        # The URLs printed at the end answer, and the printed key sees the job on the status page.
+        key_file = re.search(r"Status page\s+(\S+)/ui \(API key: (\S+)\)", out)
+        assert key_file, out[-1500:]
+        api, token = key_file.group(1), Path(key_file.group(2)).read_text().strip()
+        assert httpx.get(f"{api}/ui", timeout=30).status_code == 200
+        assert httpx.get(f"{api}/docs", timeout=30).status_code == 200
+        status = httpx.get(f"{api}/v1/status", headers={"Authorization": f"Bearer {token}"})
+        assert status.status_code == 200, status.text
+        job_id = re.search(r"Job\s+\S+/v1/jobs/(\S+)", out)
+        assert job_id
+        assert job_id.group(1) in status.text
     finally:
         down = subprocess.run(
             [*cli, "services", "down"], env=env, capture_output=True, text=True, timeout=180

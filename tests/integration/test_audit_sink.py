@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 from pymongo import MongoClient
 
 from leadstream.infra import Stack
@@ -162,7 +163,10 @@ def test_indexes_and_retention_delete(mongo: MongoAuditStore) -> None:
     old = request_log_document(request_log("old", event_time=NOW - timedelta(days=31)), NOW)
     new = request_log_document(request_log("new", event_time=NOW - timedelta(days=29)), NOW)
     mongo.insert(REQUEST_LOGS, [old, new])
+    purged = "leadstream_audit_purged_total"
+    before = REGISTRY.get_sample_value(purged, {"collection": REQUEST_LOGS}) or 0.0
     assert keeper.purge_once(NOW) == {REQUEST_LOGS: 1, AUDIT_EVENTS: 0}
+    assert REGISTRY.get_sample_value(purged, {"collection": REQUEST_LOGS}) == before + 1
     assert [d["_id"] for d in mongo.db[REQUEST_LOGS].find()] == ["new"]
 
 

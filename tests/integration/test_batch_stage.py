@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from prometheus_client import REGISTRY
 
 from leadstream.db import make_engine
 from leadstream.db.batches import BatchStore
@@ -233,9 +234,16 @@ def test_a_daily_cap_holds_the_excess_for_the_next_day(env: Env) -> None:
     assert {str(h.hold_until) for h in held} == {"2026-11-24"}
     assert sum(env.members().values()) == 3
     clock.now += timedelta(hours=1)  # the same day: nothing is released; the 3 age out
+    before = _timer_counts()
     assert service.timer.tick() == TickReport(closed_by_age=1, released=0, emitted=1)
     clock.now += timedelta(hours=2)  # the next day
     assert service.timer.tick() == TickReport(closed_by_age=0, released=2, emitted=0)
+    after = _timer_counts()
+    assert {k: after[k] - before[k] for k in after} == {
+        "closed_by_age": 1,
+        "holds_released": 2,
+        "outbox_emitted": 1,
+    }
     assert BatchStore(env.engine).holds() == []
     clock.now += timedelta(seconds=3)
     assert service.timer.tick() == TickReport(closed_by_age=1, released=0, emitted=1)
@@ -266,3 +274,9 @@ def test_two_instances_batch_every_contact_once(env: Env) -> None:
     assert sum(members.values()) == 203
     assert max(members.values()) == 1
     assert contacts_of(closed).most_common(1)[0][1] == 1
+
+
+def _timer_counts() -> dict[str, float]:
+    """The batch timer's counters as /metrics shows them."""
+    names = ("closed_by_age", "holds_released", "outbox_emitted")
+    return {n: REGISTRY.get_sample_value(f"leadstream_batch_{n}_total") or 0.0 for n in names}

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 
 from leadstream.bison import BisonClient
 from leadstream.db.bison_leads import UploadStore
@@ -160,8 +161,14 @@ def test_campaign_sync_survives_a_5xx_page(env: SyncEnv) -> None:
     fake.inject(Fault(path="/api/campaigns$", query="page=2", status=503, times=2))
     service = env.service()
     assert service.scheduler is not None
+    runs = {"job": "campaigns", "outcome": "ok"}
+    ok_before = REGISTRY.get_sample_value("leadstream_bison_scheduler_runs_total", runs) or 0.0
     assert service.scheduler.tick() == ["campaigns"]
     assert service.scheduler.tick() == []  # not due again for 15 minutes
+    assert REGISTRY.get_sample_value("leadstream_bison_scheduler_runs_total", runs) == (
+        ok_before + 1
+    )
+    assert REGISTRY.get_sample_value("leadstream_bison_scheduler_lock_held") == 1
     stored = {c.campaign_id: c for c in CampaignStore(env.engine).campaigns()}
     assert set(stored) == {str(i) for i in [*ids, draft]}
     assert stored[str(ids[0])].stats is not None

@@ -14,7 +14,6 @@ import pytest
 import sqlalchemy as sa
 from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, TopicPartition
 from confluent_kafka.admin import AdminClient
-from sqlalchemy.engine import make_url
 
 from leadstream.db import make_engine, upgrade
 from leadstream.db.suppressions import Suppression, SuppressionStore
@@ -24,6 +23,7 @@ from leadstream.settings import Settings
 from leadstream.topics import TopicSettings, apply
 from leadstream_filter.app import build_stage
 from leadstream_filter.config import FilterSettings
+from tests.support.databases import scratch_database
 from tests.support.kafka import produce
 
 pytestmark = pytest.mark.integration
@@ -33,15 +33,8 @@ PARTITIONS = 6
 @pytest.fixture
 def db(settings: Settings) -> Iterator[Settings]:
     """Settings of a fresh database with the contacts tables."""
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    admin = make_engine(settings, pool_size=1).execution_options(isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = make_url(settings.database_url).set(database=name)
-    yield settings.model_copy(update={"database_url": url.render_as_string(hide_password=False)})
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with scratch_database(settings, revision=None) as fresh:
+        yield fresh
 
 
 @pytest.fixture

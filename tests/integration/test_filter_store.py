@@ -15,9 +15,8 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.engine import make_url
 
-from leadstream.db import make_engine, upgrade
+from leadstream.db import make_engine
 from leadstream.db.contacts import ContactStore, DatabaseUnavailableError
 from leadstream.db.suppressions import Suppression, SuppressionStore
 from leadstream.events import contact_id
@@ -26,6 +25,7 @@ from leadstream.settings import Settings
 from leadstream_filter.app import build_stage
 from leadstream_filter.config import FilterSettings
 from leadstream_filter.ports import NewContact
+from tests.support.databases import scratch_database
 
 pytestmark = pytest.mark.integration
 
@@ -33,17 +33,8 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def db(settings: Settings) -> Iterator[Settings]:
     """Settings of a fresh database with the contacts tables."""
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    admin = make_engine(settings, pool_size=1).execution_options(isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = make_url(settings.database_url).set(database=name)
-    fresh = settings.model_copy(update={"database_url": url.render_as_string(hide_password=False)})
-    upgrade(fresh, "contacts@head")
-    yield fresh
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with scratch_database(settings, "contacts@head") as fresh:
+        yield fresh
 
 
 @pytest.fixture

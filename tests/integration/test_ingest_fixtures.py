@@ -33,6 +33,7 @@ from leadstream.infra import Stack
 from leadstream.topics import TopicSettings, apply
 from leadstream_ingest.app import create_app
 from leadstream_ingest.config import IngestSettings
+from tests.support.databases import drop_database
 
 WEBHOOK_SECRET = "whsec-" + "x7Kq2" * 6
 log = logging.getLogger(__name__)
@@ -68,8 +69,7 @@ def fresh_database(settings: IngestSettings) -> Iterator[IngestSettings]:
         upgrade(fresh)
         yield fresh
     finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        drop_database(admin, name)
         admin.dispose()
 
 

@@ -271,6 +271,8 @@ def test_jobs_worker_counts_exactly_across_a_crash(
     ]
     assert applied, metrics[-2000:]
     assert float(applied[0].split()[-1]) > 0
+    assert 'leadstream_jobs_by_status{status="completed"} 1.0' in metrics
+    assert 'leadstream_jobs_by_status{status="receiving"} 1.0' in metrics
 
     # ------------------------------------------------- job 2: SIGKILL mid-stream, restart
     n2 = 6000

@@ -14,6 +14,7 @@ from sqlalchemy.engine import make_url
 
 from leadstream.db import current_revisions, head_revisions, make_engine, upgrade
 from leadstream.settings import Settings
+from tests.support.databases import drop_database
 
 pytestmark = pytest.mark.integration
 
@@ -26,8 +27,7 @@ def fresh_db(settings: Settings) -> Iterator[Settings]:
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
     url = make_url(settings.database_url).set(database=name)
     yield settings.model_copy(update={"database_url": url.render_as_string(hide_password=False)})
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+    drop_database(admin, name)
     admin.dispose()
 
 

@@ -10,10 +10,8 @@ from typing import Any
 
 import pytest
 import redis
-import sqlalchemy as sa
-from sqlalchemy.engine import make_url
 
-from leadstream.db import make_engine, upgrade
+from leadstream.db import make_engine
 from leadstream.db.contacts import ContactStore
 from leadstream.devtools.dns_server import NXDOMAIN, SILENT, AOnly, DnsServer, Mx
 from leadstream.events import Serde, register_schemas
@@ -24,6 +22,7 @@ from leadstream_filter.app import build_stage
 from leadstream_filter.config import FilterSettings
 from leadstream_verify.app import verify_stage
 from leadstream_verify.config import VerifySettings
+from tests.support.databases import scratch_database
 from tests.support.kafka import produce, read_all
 
 pytestmark = pytest.mark.integration
@@ -31,17 +30,8 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def db(settings: Settings) -> Iterator[Settings]:
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    admin = make_engine(settings, pool_size=1).execution_options(isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = make_url(settings.database_url).set(database=name)
-    fresh = settings.model_copy(update={"database_url": url.render_as_string(hide_password=False)})
-    upgrade(fresh, "contacts@head")
-    yield fresh
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with scratch_database(settings, "contacts@head") as fresh:
+        yield fresh
 
 
 def submitted(email: str, **fields: Any) -> dict[str, Any]:

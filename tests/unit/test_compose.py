@@ -13,6 +13,8 @@ do fail.
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import json
 import os
 import re
@@ -23,6 +25,7 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
+from prometheus_client import REGISTRY
 from pydantic_settings import BaseSettings
 
 from leadstream.errors import ConfigError
@@ -33,6 +36,7 @@ from leadstream_batch.config import BatchSettings
 from leadstream_bison_sync.config import BisonSyncSettings
 from leadstream_filter.config import FilterSettings
 from leadstream_ingest.config import IngestSettings
+from leadstream_ingest.metrics import IngestMetrics
 from leadstream_jobs.config import JobsSettings
 from leadstream_verify.config import VerifySettings
 
@@ -44,6 +48,8 @@ ENV_EXAMPLE = ROOT / ".env.example"
 SCHEMA_FILE = ROOT / "tests" / "data" / "compose-spec.json"
 PROMETHEUS_CONFIG = ROOT / "infra" / "prometheus" / "prometheus.yml"
 GRAFANA_DATASOURCE = ROOT / "infra" / "grafana" / "provisioning" / "datasources" / "prometheus.yml"
+GRAFANA_PROVIDERS = ROOT / "infra" / "grafana" / "provisioning" / "dashboards" / "leadstream.yml"
+GRAFANA_DASHBOARDS = ROOT / "infra" / "grafana" / "dashboards"
 
 INFRA = ("kafka", "registry", "postgres", "mongo", "redis")
 OPERATOR_VIEWS = ("kafka-ui", "prometheus", "grafana")
@@ -59,6 +65,7 @@ APP_SETTINGS: dict[str, type[Settings]] = {
     "bison-sync": BisonSyncSettings,
     "jobs": JobsSettings,
     "audit": AuditSettings,
+    "registration-writer": IngestSettings,
 }
 # The one-shot jobs run the ``leadstream`` CLI, which reads the base settings.
 PROCESS_SETTINGS: dict[str, type[Settings]] = {
@@ -67,6 +74,15 @@ PROCESS_SETTINGS: dict[str, type[Settings]] = {
     "topics": Settings,
 }
 STAGES = tuple(name for name in APP_SETTINGS if name != "ingest")
+# The settings fields (bind address, port) of the endpoint that serves each process's /metrics
+# and /healthz; the rest use ``metrics_host`` / ``metrics_port``.
+METRICS_ENDPOINT_FIELDS: dict[str, tuple[str, str]] = {
+    "ingest": ("http_host", "http_port"),
+    "jobs": ("web_host", "web_port"),
+    "registration-writer": ("registration_writer_metrics_host", "registration_writer_metrics_port"),
+}
+# Where compose moves a port away from the settings default (faust's 6066 is a dev default).
+COMPOSE_METRICS_PORTS = {"jobs": 9105}
 # What each process reads from its environment: its settings, and for the Kafka stages the
 # stage runtime's tunables (LEADSTREAM_RUNTIME_*).
 ENV_READERS: dict[str, tuple[type[BaseSettings], ...]] = {
@@ -514,7 +530,7 @@ def test_settings_load_from_the_compose_environment(
 ) -> None:
     """The container's environment builds a valid production settings object."""
     filled = {
-        key: STRONG_TEST_SECRET if "PASSWORD" in key else value
+        key: STRONG_TEST_SECRET if "PASSWORD" in key or "SECRET" in key else value
         for key, value in env_example.items()
     }
     for key in [key for key in os.environ if key.startswith("LEADSTREAM_")]:
@@ -664,14 +680,35 @@ def test_dependency_check_names_the_wrong_condition() -> None:
 @pytest.mark.parametrize("name", STAGES, ids=str)
 def test_stage_healthcheck_probes_its_metrics_port(services: dict[str, Service], name: str) -> None:
     service = services[name]
-    port = service_env(service).get("LEADSTREAM_METRICS_PORT")
-    assert port == str(APP_SETTINGS[name].model_fields["metrics_port"].default), (
-        f"{name}: LEADSTREAM_METRICS_PORT is {port}, the settings default is different"
-    )
+    _, port_var = metrics_endpoint_vars(name)
+    port = service_env(service).get(port_var)
+    field = METRICS_ENDPOINT_FIELDS.get(name, ("metrics_host", "metrics_port"))[1]
+    expected = COMPOSE_METRICS_PORTS.get(name, APP_SETTINGS[name].model_fields[field].default)
+    assert port == str(expected), f"{name}: {port_var} is {port}, expected {expected}"
     test = " ".join(service["healthcheck"]["test"])
     assert "/healthz" in test, f"{name}: healthcheck does not probe /healthz: {test}"
-    assert "LEADSTREAM_METRICS_PORT" in test or f":{port}/" in test, f"{name}: probes {test}"
+    assert port_var in test or f":{port}/" in test, f"{name}: probes {test}"
     assert "curl" not in test, f"{name}: the slim image has no curl: {test}"
+
+
+def metrics_endpoint_vars(name: str) -> tuple[str, str]:
+    """The environment variables of ``name``'s /metrics bind address and port."""
+    host, port = METRICS_ENDPOINT_FIELDS.get(name, ("metrics_host", "metrics_port"))
+    return f"LEADSTREAM_{host.upper()}", f"LEADSTREAM_{port.upper()}"
+
+
+@pytest.mark.parametrize("name", list(APP_SETTINGS), ids=str)
+def test_metrics_endpoint_listens_beyond_the_container(
+    services: dict[str, Service], name: str
+) -> None:
+    """Prometheus scrapes from its own container: a loopback bind would be unreachable."""
+    host_var, port_var = metrics_endpoint_vars(name)
+    env = service_env(services[name])
+    assert env.get(host_var) == "0.0.0.0", f"{name}: {host_var} is {env.get(host_var)!r}"
+    assert env.get(port_var), f"{name}: no {port_var}"
+    for cls in ENV_READERS[name][:1]:
+        field = host_var.removeprefix("LEADSTREAM_").lower()
+        assert field in cls.model_fields, f"{name}: {cls.__name__} has no {field}"
 
 
 def test_ingest_listens_on_every_interface(services: dict[str, Service]) -> None:
@@ -699,19 +736,65 @@ def test_kafka_ui_points_at_the_broker_and_the_registry(services: dict[str, Serv
     assert env.get("KAFKA_CLUSTERS_0_SCHEMAREGISTRY") == REGISTRY_URL, f"kafka-ui: {env}"
 
 
-def test_prometheus_scrapes_every_leadstream_service(services: dict[str, Service]) -> None:
+_METRICS_PORT_VAR = re.compile(r"^LEADSTREAM_(?:\w+_)?(?:METRICS|WEB)_PORT$")
+
+
+def scrape_targets(config: Mapping[str, Any]) -> set[str]:
+    """Every static ``host:port`` target of a Prometheus configuration."""
+    return {
+        str(target)
+        for job in config.get("scrape_configs") or []
+        for static in job.get("static_configs") or []
+        for target in static.get("targets") or []
+    }
+
+
+def unscraped_metrics_ports(
+    services: Mapping[str, Service], config: Mapping[str, Any]
+) -> list[str]:
+    """Services with a metrics port (any ``LEADSTREAM_*METRICS_PORT`` / ``*WEB_PORT``, and
+    ingest's HTTP port) that Prometheus does not scrape as ``<service>:<port>``."""
+    targets = scrape_targets(config)
+    problems = []
+    for name, service in services.items():
+        env = service_env(service)
+        ports = {v for k, v in env.items() if _METRICS_PORT_VAR.match(k)}
+        if name == "ingest":
+            ports.add(env.get("LEADSTREAM_HTTP_PORT", str(INGEST_PORT)))
+        problems += [
+            f"{name}: metrics port {port} is not a scrape target ({name}:{port})"
+            for port in sorted(ports)
+            if f"{name}:{port}" not in targets
+        ]
+    return problems
+
+
+def test_prometheus_scrapes_every_service_with_a_metrics_port(
+    services: dict[str, Service],
+) -> None:
     config = yaml.safe_load(PROMETHEUS_CONFIG.read_text(encoding="utf-8"))
-    targets = {
-        target
-        for job in config["scrape_configs"]
-        for static in job.get("static_configs", [])
-        for target in static["targets"]
+    problems = unscraped_metrics_ports(services, config)
+    assert not problems, "\n".join(problems)
+    scraped = {target.split(":")[0] for target in scrape_targets(config)}
+    assert set(APP_SETTINGS) <= scraped, f"not scraped: {sorted(set(APP_SETTINGS) - scraped)}"
+    unknown = sorted(scraped - set(services) - {"127.0.0.1"})
+    assert not unknown, f"{PROMETHEUS_CONFIG.name} scrapes hosts that are no service: {unknown}"
+
+
+def test_scrape_check_names_a_missing_target() -> None:
+    services: dict[str, Service] = {
+        "ingest": {"environment": {"LEADSTREAM_HTTP_PORT": 8000}},
+        "filter": {"environment": {"LEADSTREAM_METRICS_PORT": 9101}},
+        "jobs": {"environment": ["LEADSTREAM_WEB_PORT=9105"]},
+        "writer": {"environment": {"LEADSTREAM_REGISTRATION_WRITER_METRICS_PORT": 9108}},
+        "kafka": {"environment": {"KAFKA_NODE_ID": 1}},
     }
-    expected = {f"ingest:{INGEST_PORT}"} | {
-        f"{name}:{service_env(services[name])['LEADSTREAM_METRICS_PORT']}" for name in STAGES
-    }
-    missing = sorted(expected - targets)
-    assert not missing, f"{PROMETHEUS_CONFIG.name} does not scrape {missing}"
+    config = {"scrape_configs": [{"static_configs": [{"targets": ["ingest:8000", "jobs:6066"]}]}]}
+    assert unscraped_metrics_ports(services, config) == [
+        "filter: metrics port 9101 is not a scrape target (filter:9101)",
+        "jobs: metrics port 9105 is not a scrape target (jobs:9105)",
+        "writer: metrics port 9108 is not a scrape target (writer:9108)",
+    ]
 
 
 def test_grafana_uses_prometheus_as_its_datasource() -> None:
@@ -722,6 +805,271 @@ def test_grafana_uses_prometheus_as_its_datasource() -> None:
     assert prometheus["type"] == "prometheus", f"Prometheus datasource: {prometheus}"
     assert prometheus["url"] == "http://prometheus:9090", f"Prometheus datasource: {prometheus}"
     assert prometheus.get("isDefault") is True
+
+
+# ---------------------------------------------------------------- Grafana dashboards
+
+# The modules that define the services' metrics (the ingest API's are in IngestMetrics).
+METRICS_MODULES = (
+    "leadstream.runtime.metrics",
+    "leadstream_audit.metrics",
+    "leadstream_batch.metrics",
+    "leadstream_bison_sync.metrics",
+    "leadstream_jobs.table",
+)
+_METRIC_NAME = re.compile(r"\bleadstream_[a-z0-9_]+\b")
+
+
+def code_metric_names() -> set[str]:
+    """Every sample name the services can expose, from the metric objects in their code.
+
+    Importing the metrics modules registers their metrics in the default registry; the ingest
+    API keeps its own registry, built by :class:`IngestMetrics`. A counter ``x`` is scraped as
+    ``x_total``, a histogram as ``x_bucket``/``x_sum``/``x_count``.
+    """
+    for module in METRICS_MODULES:
+        importlib.import_module(module)
+    suffixes = {
+        "counter": ("_total",),
+        "histogram": ("_bucket", "_sum", "_count"),
+        "summary": ("_sum", "_count", ""),
+        "gauge": ("",),
+        "info": ("_info",),
+    }
+    names = set()
+    for registry in (REGISTRY, IngestMetrics().registry):
+        for family in registry.collect():
+            names |= {family.name + suffix for suffix in suffixes.get(family.type, ("",))}
+            names |= {sample.name for sample in family.samples}
+    return {name for name in names if name.startswith("leadstream_")}
+
+
+def dashboard_exprs(dashboard: Mapping[str, Any]) -> list[str]:
+    """Every PromQL expression of a dashboard: panel targets and query variables."""
+    exprs = [
+        str(target.get("expr", ""))
+        for panel in _panels(dashboard)
+        for target in panel.get("targets") or []
+    ]
+    for variable in (dashboard.get("templating") or {}).get("list") or []:
+        query = variable.get("query")
+        exprs.append(str(query.get("query", "") if isinstance(query, dict) else query or ""))
+    return exprs
+
+
+def _panels(dashboard: Mapping[str, Any]) -> list[dict[str, Any]]:
+    out = []
+    for panel in dashboard.get("panels") or []:
+        out.append(panel)
+        out += panel.get("panels") or []  # a collapsed row keeps its panels inside
+    return out
+
+
+def unknown_metrics(exprs: Sequence[str], known: set[str]) -> list[str]:
+    """``leadstream_*`` names used in ``exprs`` that no service exposes."""
+    return sorted({name for expr in exprs for name in _METRIC_NAME.findall(expr)} - known)
+
+
+def dashboard_problems(dashboard: Mapping[str, Any], datasource_uids: set[str]) -> list[str]:
+    """What keeps a dashboard JSON from loading as a working provisioned dashboard."""
+    problems = []
+    for field in ("uid", "title", "schemaVersion", "panels"):
+        if not dashboard.get(field):
+            problems.append(f"dashboard: no {field}")
+    if len(str(dashboard.get("uid", ""))) > 40:
+        problems.append("dashboard: uid longer than 40 characters")
+    ids = [panel.get("id") for panel in _panels(dashboard)]
+    if len(ids) != len(set(ids)) or None in ids:
+        problems.append(f"dashboard: panel ids missing or repeated: {ids}")
+    taken: dict[tuple[int, int], object] = {}
+    for panel in _panels(dashboard):
+        where = f"panel {panel.get('id')} {panel.get('title')!r}"
+        grid = panel.get("gridPos") or {}
+        if not all(isinstance(grid.get(k), int) for k in ("h", "w", "x", "y")):
+            problems.append(f"{where}: gridPos needs integer h, w, x, y")
+            continue
+        if grid["x"] + grid["w"] > 24:
+            problems.append(f"{where}: wider than the 24-column grid")
+        cells = {
+            (x, y)
+            for x in range(grid["x"], grid["x"] + grid["w"])
+            for y in range(grid["y"], grid["y"] + grid["h"])
+        }
+        overlapped = {taken[c] for c in cells if c in taken}
+        if overlapped:
+            problems.append(f"{where}: overlaps panel(s) {sorted(map(str, overlapped))}")
+        taken |= dict.fromkeys(cells, panel.get("id"))
+        if panel.get("type") == "row":
+            continue
+        if not panel.get("title"):
+            problems.append(f"{where}: no title")
+        uids = [(panel.get("datasource") or {}).get("uid")]
+        targets = panel.get("targets") or []
+        if not targets:
+            problems.append(f"{where}: no targets")
+        for target in targets:
+            uids.append((target.get("datasource") or {}).get("uid"))
+            expr = str(target.get("expr", ""))
+            if not expr.strip() or not target.get("refId"):
+                problems.append(f"{where}: a target without expr or refId")
+            elif not _balanced(expr):
+                problems.append(f"{where}: unbalanced brackets or quotes in {expr!r}")
+        problems += [
+            f"{where}: datasource uid {uid!r} is not a provisioned datasource"
+            for uid in uids
+            if uid not in datasource_uids
+        ]
+    return problems
+
+
+def _balanced(expr: str) -> bool:
+    """Brackets of a PromQL expression close in order, outside its string literals."""
+    pairs = {")": "(", "]": "[", "}": "{"}
+    stack: list[str] = []
+    quote = ""
+    for char in expr:
+        if quote:
+            quote = "" if char == quote else quote
+        elif char in "\"'":
+            quote = char
+        elif char in "([{":
+            stack.append(char)
+        elif char in pairs and (not stack or stack.pop() != pairs[char]):
+            return False
+    return not stack and not quote
+
+
+@pytest.fixture(scope="module")
+def datasource_uids() -> set[str]:
+    config = yaml.safe_load(GRAFANA_DATASOURCE.read_text(encoding="utf-8"))
+    return {str(source["uid"]) for source in config["datasources"]}
+
+
+@pytest.fixture(scope="module")
+def dashboards() -> dict[str, dict[str, Any]]:
+    found = {
+        path.name: json.loads(path.read_text(encoding="utf-8"))
+        for path in sorted(GRAFANA_DASHBOARDS.glob("*.json"))
+    }
+    assert "leadstream.json" in found, f"no leadstream.json in {GRAFANA_DASHBOARDS}"
+    return found
+
+
+def test_dashboards_are_well_formed(
+    dashboards: dict[str, dict[str, Any]], datasource_uids: set[str]
+) -> None:
+    problems = [
+        f"{name}: {p}"
+        for name, board in dashboards.items()
+        for p in dashboard_problems(board, datasource_uids)
+    ]
+    assert not problems, "\n".join(problems)
+    uids = [board["uid"] for board in dashboards.values()]
+    assert len(uids) == len(set(uids)), f"dashboard uids repeat: {uids}"
+
+
+def test_dashboard_metrics_exist_in_the_code(dashboards: dict[str, dict[str, Any]]) -> None:
+    known = code_metric_names()
+    assert "leadstream_stage_records_in_total" in known, sorted(known)
+    assert "leadstream_http_request_seconds_bucket" in known, sorted(known)
+    for name, board in dashboards.items():
+        exprs = dashboard_exprs(board)
+        assert exprs, f"{name}: no queries"
+        missing = unknown_metrics(exprs, known)
+        assert not missing, f"{name} queries metrics no service exposes: {missing}"
+
+
+def test_dashboard_covers_the_pipeline(dashboards: dict[str, dict[str, Any]]) -> None:
+    used = {
+        n for e in dashboard_exprs(dashboards["leadstream.json"]) for n in _METRIC_NAME.findall(e)
+    }
+    for metric in (
+        "leadstream_stage_records_in_total",
+        "leadstream_stage_records_out_total",
+        "leadstream_stage_consumer_lag",
+        "leadstream_stage_dead_lettered_total",
+        "leadstream_stage_batch_seconds_bucket",
+        "leadstream_stage_transaction_seconds_bucket",
+        "leadstream_stage_end_to_end_seconds_bucket",
+        "leadstream_http_requests_total",
+        "leadstream_http_request_seconds_bucket",
+        "leadstream_jobs_by_status",
+    ):
+        assert metric in used, f"the dashboard has no panel on {metric}"
+
+
+def test_dashboard_checks_catch_a_broken_dashboard() -> None:
+    broken = {
+        "title": "x",
+        "schemaVersion": 41,
+        "panels": [
+            {
+                "id": 1,
+                "type": "timeseries",
+                "title": "a",
+                "gridPos": {"h": 8, "w": 8, "x": 20, "y": 0},
+                "datasource": {"uid": "other"},
+                "targets": [
+                    {
+                        "refId": "A",
+                        "expr": "sum(rate(leadstream_nope_total[5m])",
+                        "datasource": {"uid": "prometheus"},
+                    }
+                ],
+            },
+            {
+                "id": 1,
+                "type": "stat",
+                "title": "b",
+                "gridPos": {"h": 8, "w": 8, "x": 16, "y": 4},
+                "datasource": {"uid": "prometheus"},
+                "targets": [],
+            },
+        ],
+    }
+    problems = "\n".join(dashboard_problems(broken, {"prometheus"}))
+    for expected in (
+        "no uid",
+        "repeated",
+        "wider than",
+        "'other'",
+        "no targets",
+        "overlaps",
+        "unbalanced",
+    ):
+        assert expected in problems, f"{expected!r} not reported in:\n{problems}"
+    assert unknown_metrics(dashboard_exprs(broken), {"leadstream_ok_total"}) == [
+        "leadstream_nope_total"
+    ]
+    assert _balanced('sum by (a) (rate(x{s=~"(a"}[5m]))')
+    assert not _balanced("rate(x[5m)]")
+
+
+def test_dashboard_json_is_the_generators_output() -> None:
+    """infra/grafana/dashboard.py writes leadstream.json: edit the script, not the JSON."""
+    spec = importlib.util.spec_from_file_location(
+        "dashboard", GRAFANA_DASHBOARDS.parent / "dashboard.py"
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    committed = (GRAFANA_DASHBOARDS / "leadstream.json").read_text(encoding="utf-8")
+    assert module.render() == committed, "run: uv run python infra/grafana/dashboard.py"
+
+
+def test_grafana_loads_the_dashboards_folder(services: dict[str, Service]) -> None:
+    """The provider's path is where compose mounts infra/grafana/dashboards."""
+    config = yaml.safe_load(GRAFANA_PROVIDERS.read_text(encoding="utf-8"))
+    paths = {provider["options"]["path"] for provider in config["providers"]}
+    mounts = {}
+    for volume in services["grafana"].get("volumes") or []:
+        source, target = str(volume).split(":")[:2]
+        mounts[(ROOT / source).resolve()] = target
+    assert mounts.get(GRAFANA_DASHBOARDS.resolve()) in paths, f"mounts {mounts}, paths {paths}"
+    assert mounts.get(GRAFANA_PROVIDERS.parent.resolve()) == (
+        "/etc/grafana/provisioning/dashboards"
+    ), f"grafana mounts: {mounts}"
 
 
 def test_bind_mounts_exist_in_the_repo(services: dict[str, Service]) -> None:

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import json
 import random
+import threading
+import time
 import urllib.error
 import urllib.request
 
 import pytest
+from confluent_kafka import KafkaException
 
 from leadstream.runtime import deadletter as dl
 from leadstream.runtime.backoff import backoff_delay
 from leadstream.runtime.health import HealthServer
+from leadstream.runtime.runner import Bounded, Wedged, group_steady
 
 
 def test_backoff_grows_with_jitter_and_is_capped() -> None:
@@ -61,3 +65,42 @@ def test_health_server(healthy: bool, status: int) -> None:
             assert b"leadstream_stage_records_in" in r.read()
     finally:
         server.close()
+
+
+def test_bounded_call_returns_and_reraises() -> None:
+    bounded = Bounded("t")
+    seen: list[int] = []
+    bounded(lambda: seen.append(1), 5)
+    assert seen == [1]
+
+    def fail() -> None:
+        raise KafkaException("no")
+
+    with pytest.raises(KafkaException):
+        bounded(fail, 5)
+    assert bounded.abandoned == 0
+
+
+def test_bounded_call_that_never_returns_is_abandoned() -> None:
+    """The librdkafka hang: the caller gets Wedged after the bound, the stuck thread stays."""
+    bounded = Bounded("t")
+    release = threading.Event()
+    began = time.monotonic()
+    with pytest.raises(Wedged):
+        bounded(release.wait, 0.3)
+    assert 0.3 <= time.monotonic() - began < 5
+    assert bounded.abandoned == 1
+    release.set()
+    bounded(lambda: None, 5)  # the next call is served
+
+
+def test_group_steady_reads_librdkafka_statistics() -> None:
+    def stats(**cgrp: object) -> str:
+        return json.dumps({"name": "c#consumer-1", "cgrp": cgrp})
+
+    assert group_steady(stats(state="up", join_state="steady")) is True
+    assert group_steady(stats(state="up", join_state="wait-join")) is False
+    assert group_steady(stats(state="wait-coord", join_state="init")) is False
+    assert group_steady(stats(state="query-coord", join_state="steady")) is False
+    assert group_steady(json.dumps({"name": "p#producer-1"})) is None  # no group at all
+    assert group_steady("not json") is None

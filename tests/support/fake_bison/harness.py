@@ -19,6 +19,7 @@ from leadstream.db import make_engine, upgrade
 from leadstream.events import Serde, contact_id, register_schemas
 from leadstream.settings import Settings
 from leadstream.topics import TopicSettings, apply
+from tests.support.databases import drop_database
 from tests.support.kafka import produce
 
 S = TypeVar("S", bound=Settings)
@@ -37,8 +38,7 @@ def fresh_database(settings: S) -> Iterator[S]:
         upgrade(fresh)
         yield fresh
     finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        drop_database(admin, name)
         admin.dispose()
 
 

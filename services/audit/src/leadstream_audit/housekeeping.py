@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 from pymongo.errors import PyMongoError
 
+from leadstream_audit import metrics
 from leadstream_audit.config import AuditSettings
 from leadstream_audit.documents import AUDIT_EVENTS, REQUEST_LOGS
 from leadstream_audit.store import MongoAuditStore
@@ -34,7 +36,10 @@ class Housekeeper:
 
     def purge_once(self, now: datetime | None = None) -> dict[str, int]:
         moment = now or datetime.now(UTC)
-        return {c: self.store.purge(c, moment - keep) for c, keep in self.retention.items()}
+        deleted = {c: self.store.purge(c, moment - keep) for c, keep in self.retention.items()}
+        for collection, n in deleted.items():
+            metrics.PURGED.labels(collection).inc(n)
+        return deleted
 
     def _run(self) -> None:
         while not self._stop.is_set() and not self.indexed.is_set():
@@ -49,7 +54,11 @@ class Housekeeper:
                 deleted = self.purge_once()
                 log.info("retention delete: %s", deleted)
             except PyMongoError as exc:
+                metrics.PURGE_RUNS.labels("error").inc()
                 log.warning("retention delete failed (next run retries): %s", exc)
+            else:
+                metrics.PURGE_RUNS.labels("ok").inc()
+                metrics.LAST_PURGE.set(time.time())
             self._stop.wait(self.interval_s)
 
     def stop(self) -> None:

@@ -29,7 +29,7 @@ def main() -> None:
             service.stage,
             settings,
             serde,
-            metrics_host="0.0.0.0",
+            metrics_host=settings.metrics_host,
             metrics_port=settings.metrics_port,
             config=config,
         )

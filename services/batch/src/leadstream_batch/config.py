@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import model_validator
+from pydantic import Field, model_validator
 
 from leadstream.errors import ConfigError
 from leadstream.settings import Settings
@@ -30,6 +30,7 @@ class BatchSettings(Settings):
     """
 
     consumer_group: str = "leadstream-batch"
+    metrics_host: str = Field(default="127.0.0.1", description="Bind address of /metrics.")
     metrics_port: int = 9103
     batch_max_size: int = 500
     batch_max_age_s: float = 300.0

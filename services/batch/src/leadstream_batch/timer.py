@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from leadstream.db.batches import BatchStore
+from leadstream_batch import metrics
 from leadstream_batch.candidate import Candidate
 from leadstream_batch.closing import local_day
 from leadstream_batch.emitter import Emitter
@@ -69,6 +71,9 @@ class BatchTimer:
             emitted += n
             if n < OUTBOX_CHUNK:
                 break
+        metrics.CLOSED_BY_AGE.inc(aged)
+        metrics.RELEASED.inc(released)
+        metrics.EMITTED.inc(emitted)
         if aged or released or emitted:
             log.info(
                 "batch timer: %d closed by age, %d released, %d emitted", aged, released, emitted
@@ -138,8 +143,15 @@ class TimerThread:
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval_s):
+            began = time.perf_counter()
             try:
                 self.timer.tick()
             except Exception:
                 self.failures += 1
+                metrics.TICKS.labels("error").inc()
                 log.exception("batch timer tick failed; retrying on the next tick")
+            else:
+                metrics.TICKS.labels("ok").inc()
+                metrics.LAST_TICK.set(time.time())
+            finally:
+                metrics.TICK_SECONDS.observe(time.perf_counter() - began)

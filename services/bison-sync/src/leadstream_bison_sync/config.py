@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from typing import Self
 
-from pydantic import SecretStr, model_validator
+from pydantic import Field, SecretStr, model_validator
 
 from leadstream.errors import ConfigError
 from leadstream.settings import Settings
@@ -32,6 +32,7 @@ class BisonSyncSettings(Settings):
     """
 
     consumer_group: str = "leadstream-bison-sync"
+    metrics_host: str = Field(default="127.0.0.1", description="Bind address of /metrics.")
     metrics_port: int = 9104
     bison_base_url: str = ""
     bison_api_key: SecretStr = SecretStr("")

@@ -7,6 +7,9 @@ import logging
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
 from leadstream.bison import (
     BisonAuthError,
     BisonNotFoundError,
@@ -52,6 +55,10 @@ class BisonSyncHandler:
             return self._handle(records)
         except DatabaseUnavailableError as exc:
             raise RetryLater(str(exc)) from exc
+        except (RedisConnectionError, RedisTimeoutError) as exc:
+            # The shared rate bucket lives in Redis: a Redis restart is transient, and its
+            # batches must wait for it, not be dead-lettered (a restart did that once).
+            raise RetryLater(f"Redis unavailable: {exc}") from exc
 
     def _handle(self, records: Sequence[Record]) -> list[list[Output]]:
         self.recorder.record([r.value for r in records if r.topic == self.events_topic])

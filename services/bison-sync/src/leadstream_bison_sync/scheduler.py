@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from datetime import UTC, datetime
 from redis import Redis
 
 from leadstream.db.contact_events import SyncRunStore
+from leadstream_bison_sync import metrics
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +82,9 @@ class Scheduler:
 
     def tick(self) -> list[str]:
         """Run the due jobs if this instance holds the lock; the names of those it ran."""
-        if not self.lock.hold():
+        held = self.lock.hold()
+        metrics.LOCK_HELD.set(1 if held else 0)
+        if not held:
             return []
         last = self.runs.last_started()
         ran: list[str] = []
@@ -91,15 +95,22 @@ class Scheduler:
             if not self.lock.hold():
                 break
             self.runs.started(job.name)
+            began = time.perf_counter()
             try:
                 problem = job.run(self.lock.hold)
             except Exception as exc:
                 log.exception("scheduled job %s failed", job.name)
-                self.runs.finished(job.name, "error", f"{type(exc).__name__}: {exc}")
+                outcome = "error"
+                self.runs.finished(job.name, outcome, f"{type(exc).__name__}: {exc}")
             else:
-                self.runs.finished(job.name, "partial" if problem else "ok", problem)
+                outcome = "partial" if problem else "ok"
+                self.runs.finished(job.name, outcome, problem)
                 if problem:
                     log.warning("scheduled job %s: %s", job.name, problem)
+            metrics.JOB_SECONDS.labels(job.name).observe(time.perf_counter() - began)
+            metrics.JOB_RUNS.labels(job.name, outcome).inc()
+            if outcome == "ok":
+                metrics.JOB_LAST_SUCCESS.labels(job.name).set(time.time())
             ran.append(job.name)
         return ran
 

@@ -12,7 +12,7 @@ from leadstream.runtime import Stage
 from leadstream.runtime.service import serve_stage
 from leadstream_filter.adapters import PostgresContacts, PostgresSuppressions
 from leadstream_filter.config import FilterSettings
-from leadstream_filter.logic import STAGE, FilterLogic
+from leadstream_filter.logic import REASON_HEADER, REJECTED, STAGE, FilterLogic
 from leadstream_filter.suppressions import SuppressionSnapshot
 
 INPUT = "contacts.raw"
@@ -31,7 +31,7 @@ def build_stage(settings: FilterSettings, engine: Engine) -> Stage:
         allow_smtputf8=settings.allow_smtputf8,
         strict_phones=settings.phone_validation == "valid",
     )
-    return Stage(STAGE, [INPUT], logic)
+    return Stage(STAGE, [INPUT], logic, rejected_topics=[REJECTED], outcome_header=REASON_HEADER)
 
 
 def main() -> None:

@@ -21,23 +21,39 @@ from leadstream_ingest.config import IngestSettings
 from leadstream_ingest.problems import install_error_handlers
 from leadstream_ingest.registrations import router as registrations_router
 from leadstream_ingest.request_context import RequestContextMiddleware
-from leadstream_ingest.routes import admin, contacts, health, jobs, uploads, webhooks
+from leadstream_ingest.routes import (
+    admin,
+    campaigns,
+    contacts,
+    health,
+    jobs,
+    replay,
+    ui,
+    uploads,
+    webhooks,
+)
 from leadstream_ingest.security import RegistrationCorsMiddleware, SecurityHeadersMiddleware
 from leadstream_ingest.services import JobStatesFactory, Services
 
+# Routes are matched in this order, one pattern at a time: the public high-volume routes go
+# first (a registration used to walk every other route before its own).
 ROUTERS: tuple[APIRouter, ...] = (
+    registrations_router,
+    webhooks.router,
     health.router,
     contacts.router,
     uploads.router,
     jobs.router,
-    webhooks.router,
     admin.router,
-    registrations_router,
+    campaigns.router,
+    replay.router,
+    ui.router,
 )
 
 DESCRIPTION = """
 The LeadStream ingest API: contacts as JSON (one, or a batch of up to 1,000), CSV uploads
-(streamed), job progress, and the Email Bison webhook receiver.
+(streamed), job progress, the Email Bison webhook receiver, and the pipeline status
+(`GET /v1/status`, shown as a page at `/ui`).
 
 Authenticate with an API key (`leadstream keys create`): `Authorization: Bearer lsk_…`.
 A 202 means the broker acknowledged every event. Errors are
@@ -75,6 +91,9 @@ def create_app(
         lifespan=lifespan,
         docs_url="/docs",
         redoc_url=None,
+        telemetry=None
+        if settings.opentelemetry
+        else {"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     app.state.services = services
     for router in (*ROUTERS, *routers):
@@ -88,6 +107,8 @@ def create_app(
             "/v1/uploads": settings.max_upload_bytes,
             "/v1/webhooks/": settings.webhook_max_body_bytes,
         },
+        read_timeout_s=settings.body_read_timeout_s,
+        min_rate=settings.body_min_rate_bytes_s,
     )
     app.add_middleware(RegistrationCorsMiddleware, settings=settings)
     app.add_middleware(SecurityHeadersMiddleware, settings=settings)

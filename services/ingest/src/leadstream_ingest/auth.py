@@ -53,7 +53,12 @@ def require(scope: str) -> Callable[..., Awaitable[Principal]]:
                 "missing API key: send Authorization: Bearer <key>", code="missing_api_key"
             )
         services = get_services(request)
-        key = await run_in_threadpool(services.keys.lookup, credentials.credentials)
+        token = credentials.credentials
+        key = services.key_cache.get(token)
+        if key is None:
+            key = await run_in_threadpool(services.keys.lookup, token)
+            if key is not None:
+                services.key_cache.put(token, key)
         if key is None:
             raise Unauthenticated("invalid API key", code="invalid_api_key")
         request.state.api_key_id = key.key_id

@@ -37,17 +37,30 @@ def _obj(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+def _clean(text: str) -> str:
+    """Text that every store downstream takes: no NUL (PostgreSQL refuses it), and lone
+    surrogates (JSON ``\\ud800`` escapes, not encodable as UTF-8) replaced. A delivery is
+    never refused for its text: Email Bison would only retry it."""
+    if "\x00" in text:
+        text = text.replace("\x00", "")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "replace").decode("utf-8")
+    return text
+
+
 def _id(value: Any) -> str | None:
     if value is None or isinstance(value, bool):
         return None
     if isinstance(value, int | str):
-        text = str(value).strip()
+        text = _clean(str(value)).strip()
         return text[:200] or None
     return None
 
 
 def _text(value: Any, limit: int = 100_000) -> str | None:
-    return value[:limit] if isinstance(value, str) and value else None
+    return _clean(value[:limit]) or None if isinstance(value, str) and value else None
 
 
 def _flag(value: Any) -> bool | None:
@@ -75,7 +88,7 @@ def parse_delivery(body: bytes, *, now_ms: int) -> BisonDelivery:
     :class:`InvalidInput` for JSON that is not an Email Bison event."""
     try:
         payload = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested too deep
         raise MalformedRequest("the webhook body is not valid JSON", code="bad_json") from None
     if not isinstance(payload, dict):
         raise InvalidInput("the webhook body must be a JSON object", code="bad_webhook")
@@ -83,7 +96,9 @@ def parse_delivery(body: bytes, *, now_ms: int) -> BisonDelivery:
     raw_type = event.get("type")
     if not isinstance(raw_type, str) or not raw_type.strip() or len(raw_type) > 100:
         raise InvalidInput("the webhook body has no event.type", code="bad_webhook")
-    event_type = raw_type.strip().lower()
+    event_type = _clean(raw_type).strip().lower()
+    if not event_type:
+        raise InvalidInput("the webhook body has no event.type", code="bad_webhook")
     data = _obj(payload.get("data"))
     lead = _obj(data.get("lead"))
     campaign = _obj(data.get("campaign"))
@@ -95,7 +110,8 @@ def parse_delivery(body: bytes, *, now_ms: int) -> BisonDelivery:
     campaign_event_id = _id(campaign_event.get("id"))
     reply_id = _id(reply.get("id"))
     email = lead.get("email")
-    email = email.strip().lower()[:320] if isinstance(email, str) and email.strip() else None
+    email = _text(email, 320) if isinstance(email, str) else None
+    email = email.strip().lower() or None if email else None
     parts = [workspace_id, event_type, scheduled_id, campaign_event_id, reply_id]
     if scheduled_id is None and campaign_event_id is None and reply_id is None:
         # No natural key in this payload (e.g. account events): the body itself identifies it.

@@ -18,10 +18,26 @@ class IngestSettings(EventSettings):
 
     http_host: str = "127.0.0.1"
     http_port: int = 8000
+    opentelemetry: bool = Field(
+        default=False,
+        description="FastAPI's built-in OpenTelemetry spans/metrics/logs. Off by default: the "
+        "service has its own Prometheus metrics, and with no OpenTelemetry provider configured "
+        "FastAPI still looks the providers up on every request (~10% of a registration's CPU).",
+    )
     max_body_bytes: int = Field(
         default=5 * MiB, ge=1024, description="Limit of a JSON request body (413 beyond)."
     )
     max_batch_contacts: int = Field(default=1000, ge=1, le=1000)
+    body_read_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="A request body read may wait this long for the client's next bytes (408).",
+    )
+    body_min_rate_bytes_s: float = Field(
+        default=1024.0,
+        ge=0,
+        description="After body_read_timeout_s, a body must arrive at least this fast (0 = off).",
+    )
     phone_region: str = "GB"
     cors_origins: tuple[str, ...] = ()
     trusted_proxies: tuple[str, ...] = Field(
@@ -44,9 +60,22 @@ class IngestSettings(EventSettings):
     )
     webhook_max_body_bytes: int = Field(default=1 * MiB, ge=1024)
     webhook_receipts_days: int = Field(default=14, ge=1, description="Dedupe window.")
+    webhook_bad_token_limit: int = Field(
+        default=10,
+        ge=1,
+        description="Wrong webhook tokens a client address may send per period; then 429.",
+    )
+    webhook_bad_token_period_s: float = Field(default=60.0, gt=0)
 
     # Idempotency keys
     idempotency_ttl_hours: int = Field(default=24, ge=1)
+    api_key_cache_s: float = Field(
+        default=5.0,
+        ge=0,
+        le=300,
+        description="Seconds a looked-up API key is kept in the process (0: look up every "
+        "request). A revoked key stops working within this time.",
+    )
 
     # Kafka producer
     producer_message_timeout_ms: int = Field(
@@ -62,6 +91,13 @@ class IngestSettings(EventSettings):
     job_events_interval_s: float = Field(default=1.0, gt=0, description="SSE poll period.")
     job_events_max_s: float = Field(
         default=3600.0, gt=0, description="An SSE stream ends after this; clients reconnect."
+    )
+
+    # The status page (GET /ui, data from GET /v1/status; docs/api.md "Status page")
+    status_public: bool = Field(
+        default=False,
+        description="GET /v1/status answers without an API key (counts only: no job names, "
+        "no errors); the page at /ui is public either way and holds no data itself.",
     )
 
     # Landing-page registrations (POST /v1/registrations, docs/api.md "Registrations").

@@ -21,6 +21,7 @@ from pydantic import (
     Field,
     StringConstraints,
     Tag,
+    field_validator,
 )
 
 MAX_BATCH = 1000
@@ -53,8 +54,32 @@ FieldName = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 FieldValue = Annotated[str, BeforeValidator(_to_text), StringConstraints(max_length=2048)]
 
 
+def refuse_nul(value: Any) -> Any:
+    """``value`` as is, or ``ValueError`` if a text in it (keys included) holds NUL, which
+    PostgreSQL text and JSONB refuse: a contact carrying one would only fail downstream."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ValueError("text must not contain NUL characters")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            refuse_nul(key)
+            refuse_nul(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            refuse_nul(item)
+    return value
+
+
 class _Model(BaseModel):
+    """Unknown fields are refused (no mass assignment of server-owned fields such as
+    ``job_id``, ``source`` or ``event_id``); no text may hold NUL."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @field_validator("*")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        return refuse_nul(value)
 
 
 class SourceDetailsIn(_Model):

@@ -32,7 +32,9 @@ def _latin1_fallback(exc: UnicodeError) -> tuple[str, int]:
 
 codecs.register_error(_LATIN1_FALLBACK, _latin1_fallback)
 
-_SURROGATES = re.compile("[\udc80-\udcff]")
+# Undecodable bytes (kept as lone surrogates) and NUL, which no text store downstream accepts
+# (PostgreSQL text and JSONB refuse it).
+_SURROGATES = re.compile("[\x00\udc80-\udcff]")
 _ALIASES = {
     "utf8": "utf-8",
     "utf-8": "utf-8",
@@ -61,7 +63,7 @@ def normalize_encoding(name: str) -> str:
 
 
 def has_invalid_bytes(text: str) -> bool:
-    """Whether decoded text carries bytes that were not valid in its encoding."""
+    """Whether decoded text carries bytes that were not valid in its encoding, or NUL."""
     return _SURROGATES.search(text) is not None
 
 
@@ -103,11 +105,11 @@ class AutoDecoder:
             self.encoding = "cp1252"
             self._decoder = self._make("cp1252")
             self._locked = True
-            return self._decoder.decode(pending + data, final)
+            return self._checked(self._decoder.decode(pending + data, final))
         if not text.isascii():
             self._locked = True
             self._decoder = self._relax(self._decoder)
-        return text
+        return self._checked(text)
 
     def _decode_locked(self, data: bytes, final: bool) -> str:
         assert self._decoder is not None

@@ -126,7 +126,7 @@ class RowBuilder:
         if check_bytes:
             for value, column in zip(row, self.columns, strict=False):
                 if has_invalid_bytes(value):
-                    reason = "bytes that are not valid in the file's encoding"
+                    reason = "NUL, or bytes that are not valid in the file's encoding"
                     return RowError(line, number, reason, column.header)
         record = self._template.copy()
         for i, name in self.fields:

@@ -50,6 +50,12 @@ class TooLarge(IngestError):
     default_code = "too_large"
 
 
+class RequestTimeout(IngestError):
+    """The client did not send its request in time (a body trickled in too slowly)."""
+
+    default_code = "request_timeout"
+
+
 class Unauthenticated(IngestError):
     """No credentials, or credentials that are not (or no longer) valid."""
 
@@ -72,6 +78,16 @@ class Conflict(IngestError):
     """The request clashes with an earlier one (idempotency key reuse)."""
 
     default_code = "conflict"
+
+
+class TooManyRequests(IngestError):
+    """The client is over a limit; it may retry after ``retry_after_s`` seconds."""
+
+    default_code = "rate_limited"
+
+    def __init__(self, reason: str, *, retry_after_s: int, code: str | None = None) -> None:
+        super().__init__(reason, code=code)
+        self.retry_after_s = retry_after_s
 
 
 class Unavailable(IngestError):

@@ -54,6 +54,10 @@ class JobStateLike(Protocol):
 class JobStates(Protocol):
     def get(self, job_id: str) -> JobStateLike | None: ...
 
+    def running(self, limit: int) -> list[str]:
+        """Ids of jobs neither completed nor failed, most recently updated first."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -62,6 +66,9 @@ class NoJobStates:
 
     def get(self, job_id: str) -> JobStateLike | None:
         return None
+
+    def running(self, limit: int) -> list[str]:
+        return []
 
     def close(self) -> None:
         return None
@@ -111,6 +118,14 @@ class TrackedJobStates:
     def get(self, job_id: str) -> JobStateLike | None:
         view = self._view
         return None if view is None else view.get(job_id)
+
+    def running(self, limit: int) -> list[str]:
+        view = self._view
+        if view is None:
+            return []
+        states = [s for s in view.all().values() if not s.done]
+        states.sort(key=lambda s: s.updated_at, reverse=True)
+        return [s.job_id for s in states[:limit]]
 
     def close(self) -> None:
         self._stop.set()

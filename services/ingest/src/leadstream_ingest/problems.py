@@ -11,10 +11,11 @@ from confluent_kafka import KafkaException
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import DataError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
+from leadstream.db.contacts import DatabaseUnavailableError
 from leadstream.events import EventError, RegistryUnavailableError
 from leadstream_ingest.errors import (
     Conflict,
@@ -23,7 +24,9 @@ from leadstream_ingest.errors import (
     InvalidInput,
     MalformedRequest,
     NotFound,
+    RequestTimeout,
     TooLarge,
+    TooManyRequests,
     Unauthenticated,
     Unavailable,
     UnsupportedMedia,
@@ -37,9 +40,11 @@ STATUS: dict[type[IngestError], int] = {
     Forbidden: 403,
     NotFound: 404,
     Conflict: 409,
+    RequestTimeout: 408,
     TooLarge: 413,
     UnsupportedMedia: 415,
     InvalidInput: 422,
+    TooManyRequests: 429,
     Unavailable: 503,
 }
 
@@ -72,6 +77,8 @@ async def _ingest_error(request: Request, exc: Exception) -> JSONResponse:
         headers["WWW-Authenticate"] = "Bearer"
     if status == 503:
         headers["Retry-After"] = "5"
+    if isinstance(exc, TooManyRequests):
+        headers["Retry-After"] = str(exc.retry_after_s)
     return JSONResponse(body, status_code=status, headers=headers)
 
 
@@ -112,6 +119,7 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
     what = {
         OperationalError: "the database",
+        DatabaseUnavailableError: "the database",
         InterfaceError: "the database",
         RegistryUnavailableError: "the schema registry",
         KafkaException: "the event broker",
@@ -120,6 +128,15 @@ async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
     log.warning("%s unavailable: %s: %s", name, type(exc).__name__, exc)
     body = error_body(request, "unavailable", f"{name} is unavailable; retry later")
     return JSONResponse(body, status_code=503, headers={"Retry-After": "5"})
+
+
+async def _unstorable(request: Request, exc: Exception) -> JSONResponse:
+    """A value PostgreSQL refuses (a NUL character, a lone Unicode surrogate): the client's
+    input, not our failure; the SQL stays in our log."""
+    log.info("value refused by the database: %s", exc)
+    reason = "a value cannot be stored (NUL characters and invalid Unicode are refused)"
+    body = error_body(request, "invalid_input", reason)
+    return JSONResponse(body, status_code=422)
 
 
 async def _client_gone(request: Request, exc: Exception) -> JSONResponse:
@@ -139,7 +156,9 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(OperationalError, _unavailable)
+    app.add_exception_handler(DataError, _unstorable)
     app.add_exception_handler(InterfaceError, _unavailable)
+    app.add_exception_handler(DatabaseUnavailableError, _unavailable)
     app.add_exception_handler(RegistryUnavailableError, _unavailable)
     app.add_exception_handler(KafkaException, _unavailable)
     app.add_exception_handler(EventError, _event_error)

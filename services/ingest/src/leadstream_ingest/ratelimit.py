@@ -207,6 +207,11 @@ class LocalBuckets:
     def __len__(self) -> int:
         return len(self._tats)
 
+    def peek(self, bucket: str, now_ms: float) -> Decision:
+        """Whether a request now would be allowed, without spending anything."""
+        decision, _ = gcra(self._tats.get(bucket), now_ms, self.policy)
+        return Decision(decision.allowed, decision.retry_after_s, decision.remaining, True)
+
     def decide(self, bucket: str, now_ms: float) -> Decision:
         decision, new_tat = gcra(self._tats.get(bucket), now_ms, self.policy)
         if new_tat is not None:

@@ -22,7 +22,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from prometheus_client import Counter
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 from redis.exceptions import RedisError
 from starlette.concurrency import run_in_threadpool
 
@@ -39,6 +39,7 @@ from leadstream_ingest.contacts import (
     SourceDetailsIn,
     Url,
     now_ms,
+    refuse_nul,
 )
 from leadstream_ingest.deps import get_services
 from leadstream_ingest.errors import NotFound, Unavailable
@@ -76,6 +77,11 @@ class RegistrationIn(BaseModel):
     custom_fields: dict[FieldName, FieldValue] = Field(default_factory=dict, max_length=50)
     source_details: SourceDetailsIn | None = None
     consent: ConsentIn | None = None
+
+    @field_validator("*")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        return refuse_nul(value)
 
 
 class RegistrationAccepted(BaseModel):

@@ -33,7 +33,13 @@ from leadstream_ingest.avro_rows import Encoder, row_encoder
 from leadstream_ingest.config import IngestSettings
 from leadstream_ingest.contacts import now_ms
 from leadstream_ingest.csv_columns import Column, resolve_columns
-from leadstream_ingest.csv_decode import AutoDecoder, lines, sniff_delimiter, text_chunks
+from leadstream_ingest.csv_decode import (
+    AutoDecoder,
+    has_invalid_bytes,
+    lines,
+    sniff_delimiter,
+    text_chunks,
+)
 from leadstream_ingest.csv_rows import RowBuilder, RowError, UploadMeta, csv_reader, is_blank
 from leadstream_ingest.errors import IngestError, InvalidInput, TooLarge
 from leadstream_ingest.job_events import CREATED, FAILED, SEALED, job_event
@@ -190,6 +196,11 @@ class UploadParser:
             header = next(reader)
         except csv.Error as exc:
             raise InvalidInput(f"the header row cannot be parsed: {exc}", code="bad_csv") from None
+        if any(has_invalid_bytes(name) for name in header):
+            raise InvalidInput(
+                "the header row holds NUL or bytes not valid in the file's encoding",
+                code="bad_encoding",
+            )
         s.encoding = decoder.encoding
         s.columns = resolve_columns(
             header, self.options.mapping, max_columns=self.settings.max_csv_columns

@@ -29,10 +29,21 @@ from leadstream_jobs.topology import STATE_TOPIC, ensure_topics
 log = logging.getLogger("leadstream_jobs")
 STALE_AFTER_S = 60.0
 EXIT_GRACE_S = 10.0
+RESTART_AFTER_S = 30.0
+"""A crash later than this after start is restarted in place; an earlier one exits."""
+RESTART_DELAY_S = 2.0
 
 
 def main() -> None:
-    """Run the jobs service until SIGTERM/SIGINT; exit with its status."""
+    """Run the jobs service until SIGTERM/SIGINT; exit with its status.
+
+    A crash after the service was up (faust ends its worker on a fenced producer, which a
+    broker restart that outlasts a transaction causes) starts the process again in place
+    (same pid, same instance id, so the new counter fences the old one's transaction): the
+    table app cannot be restarted inside one process, and nothing else may be there to
+    restart it (``leadstream services`` does not supervise). A failure at start-up exits.
+    """
+    began = time.monotonic()
     try:
         run(JobsSettings())
         status = 0
@@ -41,6 +52,12 @@ def main() -> None:
     except Exception:
         log.exception("leadstream-jobs failed")
         status = 1
+    up_s = time.monotonic() - began
+    if status != 0 and up_s > RESTART_AFTER_S:
+        log.warning("leadstream-jobs crashed after %.0fs up; starting again", up_s)
+        logging.shutdown()
+        time.sleep(RESTART_DELAY_S)
+        os.execv(sys.executable, [sys.executable, *sys.argv])  # noqa: S606 - this very program
     _exit(status)
 
 

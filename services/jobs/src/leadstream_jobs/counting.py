@@ -68,6 +68,8 @@ def count_record(topic: str, headers: Headers | None, timestamp_ms: int, into: D
     if topic in _BATCHES:
         _count_batch(topic, hs, timestamp_ms, into)
         return
+    if hs.get(h.REPLAY_ID):  # a replayed contact's outcome: counted on its first pass
+        return
     job_id = job_of(hs)
     if job_id is None or not (topic in _COUNTED or topic.startswith("dlq.")):
         return

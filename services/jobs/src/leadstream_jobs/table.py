@@ -17,15 +17,19 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections import Counter as Tally
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import faust
 from faust.sensors.prometheus import setup_prometheus_sensors
-from prometheus_client import Counter
+from prometheus_client import REGISTRY, Counter
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 from leadstream.jobs import JobState
+from leadstream.jobs.state import JobStatus
 from leadstream_jobs.codec import JobStateCodec
 from leadstream_jobs.config import JobsSettings
 from leadstream_jobs.counter import DELTAS_TOPIC
@@ -41,6 +45,32 @@ DELTAS_APPLIED = Counter("leadstream_jobs_deltas_applied", "Deltas applied to th
 DELTAS_SKIPPED = Counter(
     "leadstream_jobs_deltas_skipped", "Deltas not applied (why: duplicate, unreadable)", ["why"]
 )
+
+
+class _JobsByStatus(Collector):
+    """``leadstream_jobs_by_status``: the jobs in this instance's table, counted at scrape time.
+
+    Counting on scrape (not on each delta) also covers states recovered from the changelog.
+    The scrape runs on faust's event loop, like the agent that changes the table.
+    """
+
+    def __init__(self) -> None:
+        self.states: Mapping[str, JobState] = {}
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "leadstream_jobs_by_status",
+            "Jobs in this instance's partitions of the job table, by status",
+            labels=["status"],
+        )
+        counts = Tally(str(state.status) for state in list(self.states.values()))
+        for status in JobStatus:
+            family.add_metric([status.value], counts.get(status.value, 0))
+        yield family
+
+
+JOBS_BY_STATUS = _JobsByStatus()
+REGISTRY.register(JOBS_BY_STATUS)
 
 
 def build_app(
@@ -133,6 +163,7 @@ def build_app(
             DELTAS_APPLIED.inc()
 
     app.agent(deltas, name="jobs-table")(apply_deltas)
+    JOBS_BY_STATUS.states = table.data
 
     async def healthz(view: Any, request: Any) -> Any:
         ok, details = health()

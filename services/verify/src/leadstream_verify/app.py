@@ -20,7 +20,7 @@ from leadstream_verify.bridge import AsyncBridge
 from leadstream_verify.cache import LocalCache, RedisCache
 from leadstream_verify.config import VerifySettings
 from leadstream_verify.domains import DisposableDomains
-from leadstream_verify.logic import STAGE, VerifyLogic
+from leadstream_verify.logic import STAGE, VERDICT_HEADER, VerifyLogic
 from leadstream_verify.lookup import CachedMailLookup
 from leadstream_verify.reacher import ReacherVerifier
 from leadstream_verify.resilience import CircuitBreaker, TokenBucket
@@ -85,7 +85,7 @@ def verify_stage(settings: VerifySettings, engine: Engine) -> Iterator[Stage]:
         logic = VerifyLogic(
             lookup, PostgresVerdicts(ContactStore(engine)), DisposableDomains(), verifier
         )
-        yield Stage(STAGE, [INPUT], logic)
+        yield Stage(STAGE, [INPUT], logic, outcome_header=VERDICT_HEADER)
 
 
 def main() -> None:

@@ -88,13 +88,17 @@ def run_(
 
         final = sample_run.follow(api, token, accepted["job_id"], show, timeout)
     console.print(summary(accepted, final, time.monotonic() - started))
+    key_file = path.parent / "api-key.txt"
+    key_file.write_text(token + "\n")
     console.print(
         f"\nAPI docs        {api}/docs\n"
-        f"Job             {api}/v1/jobs/{accepted['job_id']} (Bearer token in .local/sample)\n"
-        f"Pipeline status leadstream status --watch\n"
-        f"Services        leadstream services status   ·   stop all: make stop"
+        f"Status page     {api}/ui (API key: {key_file})\n"
+        f"Job             {api}/v1/jobs/{accepted['job_id']}\n"
+        f"Kafka UI        leadstream ui → http://{cfg.host}:8086/\n"
+        f"In the terminal leadstream status --watch\n"
+        f"Services        leadstream services status   ·   stop all: make stop",
+        highlight=False,
     )
-    (path.parent / "api-key.txt").write_text(token + "\n")
 
 
 def _done(state: dict[str, Any]) -> int:

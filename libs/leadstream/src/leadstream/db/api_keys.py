@@ -66,6 +66,11 @@ class NewApiKey:
     token: str
 
 
+REVOKED_CHANNEL = "leadstream_api_key_revoked"
+"""PostgreSQL NOTIFY channel: the payload is the id of a key just revoked (processes that
+keep looked-up keys drop it at once)."""
+
+
 def hash_token(token: str) -> str:
     """The stored form of a token: sha256, hex."""
     return hashlib.sha256(token.encode()).hexdigest()
@@ -132,6 +137,8 @@ class ApiKeyStore:
         )
         with self.engine.begin() as conn:
             row = conn.execute(stmt).first()
+            if row is not None:  # delivered on commit to every listening ingest process
+                conn.execute(sa.select(sa.func.pg_notify(REVOKED_CHANNEL, key_id)))
         return None if row is None else _row(row)
 
     def lookup(self, token: str) -> ApiKey | None:

@@ -3,6 +3,7 @@ receipts of Email Bison webhook deliveries (de-duplication by the event's natura
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -141,6 +142,14 @@ class IngestStore:
             row = conn.execute(sa.select(jobs).where(jobs.c.job_id == job_id)).first()
         return None if row is None else _job(row)
 
+    def get_jobs(self, job_ids: Sequence[str]) -> list[JobRow]:
+        """The rows of these jobs that exist (in no particular order)."""
+        if not job_ids:
+            return []
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(jobs).where(jobs.c.job_id.in_(list(job_ids)))).all()
+        return [_job(r) for r in rows]
+
     def list_jobs(
         self, api_key_id: str | None, *, limit: int = 50, before: datetime | None = None
     ) -> list[JobRow]:
@@ -154,6 +163,11 @@ class IngestStore:
             return [_job(r) for r in conn.execute(stmt).all()]
 
     # ------------------------------------------------------------------ webhook receipts
+
+    def lock_webhook(self, dedupe_key: str) -> WebhookReceipt:
+        """Lock a delivery's natural key (until the receipt is recorded or closed) and say
+        whether it was received before; see :class:`WebhookReceipt`."""
+        return WebhookReceipt(self.engine, dedupe_key)
 
     def webhook_seen(self, dedupe_key: str) -> str | None:
         """The event id recorded for a delivery's natural key, if it was received before."""
@@ -185,3 +199,60 @@ class IngestStore:
         )
         with self.engine.begin() as conn:
             return conn.execute(stmt).rowcount
+
+
+WEBHOOK_LOCK_SPACE = 0x1B150
+"""First key of the PostgreSQL advisory locks on webhook natural keys (the second is the
+key's ``hashtext``), so they cannot collide with another use of advisory locks."""
+
+
+class WebhookReceipt:
+    """One delivery being handled: its natural key locked with a transaction-scoped advisory
+    lock, so copies of a delivery arriving together — at this process or another instance —
+    are handled one after the other, and all but the first find it ``seen``.
+
+    The receipt is written in the same transaction (:meth:`record`, after the broker acked
+    the event), which also releases the lock; :meth:`close` releases it without a receipt (the
+    event was not acknowledged: the sender's retry must be accepted). Holds one pooled
+    connection from construction to :meth:`record`/:meth:`close`. Not for concurrent use.
+    """
+
+    def __init__(self, engine: sa.Engine, dedupe_key: str) -> None:
+        self.dedupe_key = dedupe_key
+        self._conn = engine.connect()
+        try:
+            self._tx = self._conn.begin()
+            lock = sa.func.pg_advisory_xact_lock(WEBHOOK_LOCK_SPACE, sa.func.hashtext(dedupe_key))
+            self._conn.execute(sa.select(lock))
+            value = self._conn.execute(
+                sa.select(webhook_receipts.c.event_id).where(
+                    webhook_receipts.c.dedupe_key == dedupe_key
+                )
+            ).scalar()
+        except BaseException:
+            self._conn.close()
+            raise
+        self.seen: str | None = None if value is None else str(value)
+        """The event id of the earlier delivery with this key, if there was one."""
+
+    def record(self, event_id: str, event_type: str) -> None:
+        """Remember the delivery and release the lock."""
+        self._conn.execute(
+            postgresql.insert(webhook_receipts)
+            .values(
+                dedupe_key=self.dedupe_key,
+                event_id=event_id,
+                event_type=event_type,
+                received_at=sa.func.now(),
+            )
+            .on_conflict_do_nothing()
+        )
+        self._tx.commit()
+
+    def close(self) -> None:
+        """Release the lock (and the connection); a receipt not recorded is not kept."""
+        try:
+            if self._tx.is_active:
+                self._tx.rollback()
+        finally:
+            self._conn.close()

@@ -166,13 +166,13 @@ class DnsServer:
 
         for _ in range(20):  # find a port free for both UDP and TCP
             udp = _UdpServer(("127.0.0.1", port), Udp)
-            port = udp.server_address[1]
+            chosen = udp.server_address[1]  # with port 0, ask for a new one on the next try
             try:
-                tcp = _TcpServer(("127.0.0.1", port), Tcp)
+                tcp = _TcpServer(("127.0.0.1", chosen), Tcp)
             except OSError:
                 udp.server_close()
                 continue
-            self.port = int(port)
+            self.port = int(chosen)
             self._servers = [udp, tcp]
             break
         else:  # pragma: no cover

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sys
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,8 +55,25 @@ def _http_ok(url: str) -> Callable[[], bool]:
     return probe
 
 
-def app_servers(cfg: InfraSettings, *, dns_port: int = DNS_PORT) -> list[Server]:
-    """The sample DNS first, then every service (ingest first, the stages after)."""
+def app_servers(
+    cfg: InfraSettings,
+    *,
+    dns_port: int = DNS_PORT,
+    ports: Mapping[str, int] | None = None,
+    env: Mapping[str, str] | None = None,
+    app_env: Mapping[str, Mapping[str, str]] | None = None,
+) -> list[Server]:
+    """The sample DNS first, then every service (ingest first, the stages after).
+
+    ``ports`` moves services off their fixed ports (app name → port), so a second pipeline can
+    run beside the first on one machine; ``env`` is added to every service's environment and
+    ``app_env`` (app name → variables) to one service's, after the defaults set here.
+    """
+    ports = ports or {}
+    unknown = set(ports) | set(app_env or {})
+    unknown -= {app.name for app in APPS}
+    if unknown:
+        raise ValueError(f"unknown app(s): {', '.join(sorted(unknown))}")
     bindir = Path(sys.executable).parent
     common = {
         "LEADSTREAM_KAFKA_BOOTSTRAP": f"{cfg.host}:{cfg.kafka_port}",
@@ -79,26 +96,29 @@ def app_servers(cfg: InfraSettings, *, dns_port: int = DNS_PORT) -> list[Server]
     )
     servers = [Server(dns, prepare=lambda: None)]
     for app in APPS:
-        env = {
+        port = ports.get(app.name, app.port)
+        app_vars = {
             **common,
-            app.port_env: str(app.port),
+            app.port_env: str(port),
             "LEADSTREAM_RUNTIME_INSTANCE_ID": f"local-{app.name}",
         }
         if app.name == "verify":
-            env["LEADSTREAM_DNS_NAMESERVERS"] = json.dumps([f"{cfg.host}:{dns_port}"])
+            app_vars["LEADSTREAM_DNS_NAMESERVERS"] = json.dumps([f"{cfg.host}:{dns_port}"])
         if app.name == "bison-sync":
-            env["LEADSTREAM_BISON_DRY_RUN"] = "true"
+            app_vars["LEADSTREAM_BISON_DRY_RUN"] = "true"
         if app.name == "batch":
-            env.setdefault("LEADSTREAM_BATCH_MAX_AGE_S", "10")  # a sample run ends in seconds
+            app_vars["LEADSTREAM_BATCH_MAX_AGE_S"] = "10"  # a sample run ends in seconds
+        app_vars.update(env or {})
+        app_vars.update((app_env or {}).get(app.name, {}))
         proc = ManagedProcess(
             name=app.name,
             argv=[str(bindir / app.command)],
             pid_file=cfg.run_dir / f"{app.name}.pid",
             log_file=cfg.logs_dir / f"{app.name}.log",
-            ports=[app.port],
+            ports=[port],
             host=cfg.host,
-            ready=_http_ok(f"http://{cfg.host}:{app.port}{app.health_path}"),
-            env=env,
+            ready=_http_ok(f"http://{cfg.host}:{port}{app.health_path}"),
+            env=app_vars,
             ready_timeout=60.0,
         )
         servers.append(Server(proc, prepare=lambda: None))

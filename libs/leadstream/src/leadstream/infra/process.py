@@ -67,6 +67,8 @@ class ManagedProcess:
     user: str | None = None
     ready_timeout: float = 90.0
     stop_timeout: float = 30.0
+    stop_signal: int = signal.SIGTERM
+    """What asks the server to stop (PostgreSQL: SIGINT, its fast shutdown)."""
 
     def pid(self) -> int | None:
         """The pid of our running process, clearing a stale pid file."""
@@ -146,13 +148,30 @@ class ManagedProcess:
             log_tail=tail(self.log_file),
         )
 
+    def kill(self) -> int | None:
+        """SIGKILL the process group at once (a crash, for fault tests): no clean-up runs.
+        Returns the pid that was killed, None if nothing ran."""
+        pid = self.pid()
+        if pid is None:
+            return None
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
+        while pid_alive(pid):
+            time.sleep(0.02)
+        child = _children.pop(pid, None)
+        if child is not None:
+            child.wait()
+        self.pid_file.unlink(missing_ok=True)
+        return pid
+
     def stop(self) -> bool:
-        """SIGTERM the process group, then SIGKILL after ``stop_timeout``. True if it ran."""
+        """``stop_signal`` to the process group, then SIGKILL after ``stop_timeout``. True if
+        it ran."""
         pid = self.pid()
         if pid is None:
             return False
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, signal.SIGTERM)
+            os.killpg(pid, self.stop_signal)
         deadline = time.monotonic() + self.stop_timeout
         while time.monotonic() < deadline and pid_alive(pid):
             time.sleep(0.2)

@@ -27,7 +27,22 @@ JOB_COUNTS = "job_counts"
 """On ``batches.ready``/``batches.synced`` whose contacts come from several jobs: a JSON object
 ``{"<job id>": <contacts>, …}``. When present it replaces ``job_id`` + ``count``."""
 
+REPLAY_ID = "replay.id"
+"""On a record a replay re-published, and on every output the runtime derived from one (same
+name as ``leadstream.runtime.records.REPLAY_ID_HEADER``). Contact outcomes (``contacts.*``,
+``dlq.*``) marked with it are not counted: the first pass counted them. ``batches.*`` are
+counted all the same: a contact joins one batch ever, so a batch a replay closes is new."""
+
 DLQ_STAGE = "dlq.stage"
 """On ``dlq.*``: the stage that dead-lettered the record (set by the stage runtime)."""
 
-__all__ = ["COUNT", "DLQ_STAGE", "JOB_COUNTS", "JOB_ID", "REASON", "STAGE", "VERDICT"]
+__all__ = [
+    "COUNT",
+    "DLQ_STAGE",
+    "JOB_COUNTS",
+    "JOB_ID",
+    "REASON",
+    "REPLAY_ID",
+    "STAGE",
+    "VERDICT",
+]

@@ -1,4 +1,4 @@
-"""Operator tools over the running pipeline: dead-letter inspection and redrive."""
+"""Operator tools over the running pipeline: dead-letter inspection and redrive, replay."""
 
 from leadstream.ops.dlq import DeadLetter, DlqSummary, pending, redrive, summarize
 

@@ -33,3 +33,7 @@ class RuntimeConfig(BaseSettings):
     retry_cap_s: float = 30.0
     session_timeout_ms: int = 10_000
     max_poll_interval_ms: int = 300_000
+    lag_interval_s: float = 10.0
+    """How often the consumer-lag gauge is refreshed (from the client's own numbers)."""
+    group_stuck_s: float = 60.0
+    """A consumer out of its group this long (librdkafka's statistics) is replaced."""

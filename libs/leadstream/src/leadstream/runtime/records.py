@@ -9,6 +9,11 @@ from typing import Any
 Headers = list[tuple[str, bytes]]
 JOB_ID_HEADER = "job_id"
 """Header carrying the job id on every stage output, so counting needs no Avro decode."""
+REPLAY_ID_HEADER = "replay.id"
+"""Set on a record re-published by a replay (``leadstream.ops.replay``); the runtime carries it
+from an input to its outputs, so everything a replayed record causes is marked too."""
+REPLAY_OF_HEADER = "replay.of"
+"""On a re-published record only: ``<topic>:<partition>:<offset>`` of the original."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,8 +38,8 @@ class Record:
 class Output:
     """One record to produce. ``topic`` is the logical name (the runtime adds the prefix).
 
-    ``value`` None is a tombstone. ``headers`` are added to the input's ``job_id`` header,
-    which the runtime carries over unless the output sets its own.
+    ``value`` None is a tombstone. ``headers`` are added to the input's ``job_id`` and
+    ``replay.id`` headers, which the runtime carries over unless the output sets its own.
     """
 
     topic: str

@@ -4,11 +4,15 @@ live here, once."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import signal
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from types import FrameType
 from typing import Any
 
@@ -28,13 +32,70 @@ from leadstream.runtime.codec import Codec
 from leadstream.runtime.config import RuntimeConfig
 from leadstream.runtime.deadletter import dlq_headers, dlq_topic
 from leadstream.runtime.errors import FatalStageError, RetryLater, UndecodableRecord
-from leadstream.runtime.records import JOB_ID_HEADER, Headers, Output, Record, header_list
+from leadstream.runtime.records import (
+    JOB_ID_HEADER,
+    REPLAY_ID_HEADER,
+    Headers,
+    Output,
+    Record,
+    header_list,
+)
 from leadstream.runtime.stage import Stage
 from leadstream.settings import Settings
 
 log = logging.getLogger(__name__)
 _FENCED_CODES = frozenset({KafkaError._FENCED, KafkaError.PRODUCER_FENCED})
 TP = tuple[str, int]
+
+
+class Wedged(Exception):
+    """A client call did not return within its bound (see :class:`Bounded`)."""
+
+
+class Bounded:
+    """Runs a blocking client call in a daemon thread and waits at most ``timeout_s`` for it.
+
+    librdkafka (up to 2.14 at least: confluentinc/librdkafka#5456, #5511) can block forever in
+    ``send_offsets_to_transaction`` when the group coordinator went away mid-transaction (a
+    broker restart), whatever timeout it is given: the stage then stops without an error. On
+    :class:`Wedged` the caller abandons the client; the stuck thread cannot be interrupted and
+    is left behind (a daemon, so it never holds up the process's exit).
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.abandoned = 0
+
+    def __call__(self, fn: Callable[[], object], timeout_s: float) -> None:
+        done = threading.Event()
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                fn()
+            except BaseException as exc:  # re-raised in the caller's thread
+                failure.append(exc)
+            finally:
+                done.set()
+
+        threading.Thread(target=run, name=self.name, daemon=True).start()
+        if not done.wait(timeout_s):
+            self.abandoned += 1
+            raise Wedged(f"{self.name}: no answer after {timeout_s:.0f}s")
+        if failure:
+            raise failure[0]
+
+
+def group_steady(stats_json: str) -> bool | None:
+    """Whether librdkafka's statistics say the consumer is a settled group member (``cgrp``
+    state ``up``, join state ``steady``); None when they do not tell."""
+    try:
+        cgrp = json.loads(stats_json).get("cgrp")
+    except (ValueError, AttributeError):
+        return None
+    if not isinstance(cgrp, dict) or "state" not in cgrp:
+        return None
+    return bool(cgrp.get("state") == "up" and cgrp.get("join_state") == "steady")
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +131,11 @@ class _Pending:
     value: bytes | None
     headers: Headers
     decoded: dict[str, Any] | None
-    dead: bool = False
+    error: str | None = None  # the error class of a dead letter
+
+    @property
+    def dead(self) -> bool:
+        return self.error is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +188,7 @@ class StageRunner:
         self.group = settings.topic(stage.consumer_group)
         self.dlq = settings.topic(dlq_topic(stage.name))
         self.inputs = [settings.topic(t) for t in stage.inputs]
+        self.rejected_topics = frozenset(settings.topic(t) for t in stage.rejected_topics)
         self._stopping = False
         self._consumer: Consumer | None = None
         self._producer: Producer | None = None
@@ -132,6 +198,12 @@ class StageRunner:
         self._collect = False
         self.last_loop = time.monotonic()
         self.assigned: set[TP] = set()
+        self._lag_due = 0.0
+        self._bounded = Bounded(f"{stage.name}-offsets")
+        self._group_ok_at = time.monotonic()
+        # Wedged clients, kept so that none is freed while a call of it is still blocked.
+        self._abandoned: list[Producer] = []
+        self._abandoned_consumers: list[Consumer] = []
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -169,10 +241,16 @@ class StageRunner:
             while not self._stopping:
                 self.last_loop = time.monotonic()
                 metrics.LAST_LOOP.labels(self.stage.name).set(time.time())
+                if self.last_loop >= self._lag_due:
+                    self._lag_due = self.last_loop + self.config.lag_interval_s
+                    self._refresh_lag()
                 self._resume_due()
                 msgs = self._consumer.consume(
                     num_messages=self.config.batch_size, timeout=self.config.poll_timeout_s
                 )
+                if time.monotonic() - self._group_ok_at > self.config.group_stuck_s:
+                    self._replace_consumer()
+                    continue
                 raws = [_Raw.of(m) for m in msgs if self._usable(m)]
                 if raws:
                     last_data = time.monotonic()
@@ -191,6 +269,7 @@ class StageRunner:
         return self._result
 
     def _close(self) -> None:
+        self._forget_lag(self.assigned)
         if self._consumer is not None:
             try:
                 self._consumer.close()
@@ -218,8 +297,11 @@ class StageRunner:
                 "session.timeout.ms": self.config.session_timeout_ms,
                 "max.poll.interval.ms": self.config.max_poll_interval_ms,
                 "client.id": f"{self.group}-{self.config.instance_id}",
+                "statistics.interval.ms": 5000,
+                "stats_cb": self._on_stats,
             }
         )
+        self._group_ok_at = time.monotonic()
         consumer.subscribe(
             self.inputs,
             on_assign=self._on_assign,
@@ -227,6 +309,33 @@ class StageRunner:
             on_lost=self._on_revoke,
         )
         return consumer
+
+    def _on_stats(self, stats_json: str) -> None:
+        if group_steady(stats_json):
+            self._group_ok_at = time.monotonic()
+
+    def _replace_consumer(self) -> None:
+        """A consumer that lost its group during a broker restart and never joined again (seen
+        with librdkafka 2.13: it polled on, out of the group, for minutes) is closed and made
+        anew. No transaction is open here: they never span a ``consume()``."""
+        log.warning(
+            "%s: not a settled group member for %.0fs; new consumer",
+            self.stage.name,
+            time.monotonic() - self._group_ok_at,
+        )
+        old = self._consumer
+        self._consumer = None
+        self.assigned.clear()
+        self._paused.clear()
+        self._attempts.clear()
+        if old is not None:
+            try:
+                self._bounded(old.close, 15)
+            except Wedged:
+                self._abandoned_consumers.append(old)
+            except KafkaException as exc:
+                log.warning("%s: closing the old consumer: %s", self.stage.name, exc)
+        self._consumer = self._new_consumer()
 
     def _new_producer(self) -> Producer:
         producer = Producer(
@@ -240,8 +349,28 @@ class StageRunner:
                 "compression.type": "lz4",
             }
         )
-        producer.init_transactions(30)
+        self._init_transactions(producer)
         return producer
+
+    def _init_transactions(self, producer: Producer) -> None:
+        """``init_transactions``, again and again while the broker cannot answer: a broker
+        restart that outlasts one call's timeout must not end the process (a stage ran into
+        it and exited). A stop request ends the wait."""
+        attempt = 0
+        while True:
+            try:
+                producer.init_transactions(30)
+                return
+            except KafkaException as exc:
+                err = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
+                retriable = err is not None and (
+                    err.retriable() or err.code() == KafkaError._TIMED_OUT
+                )
+                if not retriable or self._stopping:
+                    raise
+                attempt += 1
+                log.warning("%s: init_transactions: %s; retrying", self.stage.name, err)
+                time.sleep(backoff_delay(attempt, base_s=0.5, cap_s=5.0))
 
     def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self.assigned |= {(p.topic, p.partition) for p in partitions}
@@ -255,6 +384,7 @@ class StageRunner:
             self.assigned.discard(tp)
             self._paused.pop(tp, None)
             self._attempts.pop(tp, None)
+        self._forget_lag({(p.topic, p.partition) for p in partitions})
         log.info("%s: revoked %s", self.stage.name, _fmt(partitions))
 
     def _usable(self, msg: Message) -> bool:
@@ -278,14 +408,13 @@ class StageRunner:
             tp = (m.topic, m.partition)
             starts.setdefault(tp, m.offset)
             ends[tp] = m.offset + 1
-        metrics.RECORDS_IN.labels(name).inc(len(msgs))
         began = time.perf_counter()
         exhausted = any(
             self._attempts.get(tp, (-1, 0)) == (off, self.config.max_retry_attempts)
             for tp, off in starts.items()
         )
         try:
-            pending = self._handle(msgs, isolate=exhausted)
+            pending, event_times = self._handle(msgs, isolate=exhausted)
         except _RetryBatch as retry:
             self._schedule_retry(starts, retry.cause)
             return
@@ -293,13 +422,18 @@ class StageRunner:
         if self._commit(pending, ends, starts):
             for tp in starts:
                 self._attempts.pop(tp, None)
-            self._account(msgs, pending)
+            self._account(msgs, pending, event_times)
 
-    def _handle(self, msgs: list[_Raw], *, isolate: bool) -> list[_Pending]:
-        """Decode, call the handler, encode. Records that fail become dead letters."""
+    def _handle(self, msgs: list[_Raw], *, isolate: bool) -> tuple[list[_Pending], list[int]]:
+        """Decode, call the handler, encode. Records that fail become dead letters.
+
+        Also returns each input's event time in epoch ms (its ``event_time`` field when it has
+        one, else its Kafka timestamp), for the end-to-end latency.
+        """
         records: list[Record] = []
         positions: list[int] = []
         dead: dict[int, BaseException] = {}
+        event_times = [m.timestamp_ms for m in msgs]
         for i, m in enumerate(msgs):
             try:
                 if m.value is None:
@@ -310,6 +444,7 @@ class StageRunner:
             except Exception as exc:  # any other decode failure is a dead letter
                 dead[i] = exc if isinstance(exc, UndecodableRecord) else _undecodable(exc)
                 continue
+            event_times[i] = _event_time_ms(value, m.timestamp_ms)
             records.append(
                 Record(
                     m.topic,
@@ -337,7 +472,7 @@ class StageRunner:
                 raise _RetryBatch(RetryLater(str(exc))) from exc
             except Exception as exc:
                 pending.append(self._dead_letter(m, exc))
-        return pending
+        return pending, event_times
 
     def _call_handler(
         self, records: list[Record], *, isolate: bool
@@ -374,6 +509,7 @@ class StageRunner:
 
     def _encode(self, src: _Raw, outputs: Sequence[Output]) -> list[_Pending]:
         job = next((v for k, v in src.headers if k == JOB_ID_HEADER and v), None)
+        replay = next((v for k, v in src.headers if k == REPLAY_ID_HEADER and v), None)
         out: list[_Pending] = []
         for o in outputs:
             topic = self.settings.topic(o.topic)
@@ -382,6 +518,8 @@ class StageRunner:
             ]
             if job is not None and JOB_ID_HEADER not in o.headers:
                 headers.append((JOB_ID_HEADER, job))
+            if replay is not None and REPLAY_ID_HEADER not in o.headers:
+                headers.append((REPLAY_ID_HEADER, replay))
             key = o.key.encode() if isinstance(o.key, str) else o.key
             value = None if o.value is None else self.codec.serialize(o.value, topic)
             out.append(_Pending(topic, key, value, headers, o.value))
@@ -397,7 +535,6 @@ class StageRunner:
             type(error).__name__,
             error,
         )
-        metrics.DEAD_LETTERED.labels(self.stage.name, type(error).__name__).inc()
         headers = dlq_headers(
             original=m.headers,
             topic=m.topic,
@@ -406,7 +543,7 @@ class StageRunner:
             stage=self.stage.name,
             error=error,
         )
-        return _Pending(self.dlq, m.key, m.value, headers, None, dead=True)
+        return _Pending(self.dlq, m.key, m.value, headers, None, error=type(error).__name__)
 
     # ------------------------------------------------------------------ transaction
 
@@ -426,10 +563,23 @@ class StageRunner:
                     except BufferError:
                         producer.poll(0.05)
             offsets = [TopicPartition(t, part, off) for (t, part), off in ends.items()]
-            producer.send_offsets_to_transaction(
-                offsets, self._consumer.consumer_group_metadata(), 30
+            group = self._consumer.consumer_group_metadata()
+            txn_s = self.config.transaction_timeout_ms / 1000
+            self._bounded(
+                lambda: producer.send_offsets_to_transaction(offsets, group, txn_s), txn_s + 5
             )
             self._commit_with_retries(producer)
+        except Wedged as exc:
+            # The transaction cannot commit any more (the broker aborts it after
+            # transaction.timeout.ms); a new producer with the same transactional id fences
+            # the stuck one and makes sure of the abort.
+            self._result.aborts += 1
+            metrics.ABORTS.labels(self.stage.name).inc()
+            log.warning("%s: %s; new producer", self.stage.name, exc)
+            self._abandoned.append(producer)
+            self._producer = self._new_producer()
+            self._rewind(starts)
+            return False
         except KafkaException as exc:
             err = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
             self._result.aborts += 1
@@ -530,26 +680,99 @@ class StageRunner:
 
     # ------------------------------------------------------------------ accounting
 
-    def _account(self, msgs: list[_Raw], pending: list[_Pending]) -> None:
+    def _account(self, msgs: list[_Raw], pending: list[_Pending], event_times: list[int]) -> None:
+        name = self.stage.name
         r = self._result
         r.records_in += len(msgs)
         r.last_commit_at = time.monotonic()
+        metrics.RECORDS_IN.labels(name).inc(len(msgs))
+        metrics.BATCH_RECORDS.labels(name).observe(len(msgs))
         now_ms = time.time() * 1000
-        latency = metrics.END_TO_END_SECONDS.labels(self.stage.name)
-        for m in msgs[:: max(1, len(msgs) // 16)]:  # a sample is enough for a histogram
-            if m.timestamp_ms > 0:
-                latency.observe((now_ms - m.timestamp_ms) / 1000)
+        latency = metrics.END_TO_END_SECONDS.labels(name)
+        # A sample of up to ~16 records per batch is enough for a histogram, and keeps the
+        # cost per batch flat.
+        for event_ms in event_times[:: max(1, len(event_times) // 16)]:
+            if event_ms > 0:
+                latency.observe(max(0.0, now_ms - event_ms) / 1000)
         out_per_topic: dict[str, int] = {}
+        dead_per_error: dict[str, int] = {}
+        outcomes: dict[tuple[str, str], int] = {}
+        outcome_header = self.stage.outcome_header
         for p in pending:
-            if p.dead:
+            if p.error is not None:
                 r.dead_lettered += 1
+                dead_per_error[p.error] = dead_per_error.get(p.error, 0) + 1
             else:
                 out_per_topic[p.topic] = out_per_topic.get(p.topic, 0) + 1
+                if outcome_header is not None:
+                    key = (p.topic, _header_text(p.headers, outcome_header))
+                    outcomes[key] = outcomes.get(key, 0) + 1
             if self._collect:
                 r.produced.append(Produced(p.topic, p.key, p.decoded, p.headers))
         for topic, n in out_per_topic.items():
             r.records_out += n
-            metrics.RECORDS_OUT.labels(self.stage.name, topic).inc(n)
+            metrics.RECORDS_OUT.labels(name, topic).inc(n)
+            if topic in self.rejected_topics:
+                metrics.RECORDS_REJECTED.labels(name, topic).inc(n)
+        for error, n in dead_per_error.items():
+            metrics.DEAD_LETTERED.labels(name, error).inc(n)
+        for (topic, outcome), n in outcomes.items():
+            metrics.OUTCOMES.labels(name, topic, outcome).inc(n)
+
+    # ------------------------------------------------------------------ consumer lag
+
+    def _refresh_lag(self) -> None:
+        """Set the lag gauge of every assigned partition: high watermark minus position.
+
+        Both numbers are the client's own (the watermark as of the last fetch response), so
+        this costs no request to the broker. A paused partition is not fetched: its watermark
+        is as old as the pause. Control records (transaction markers) are counted in neither,
+        so an idle consumer shows 0.
+        """
+        consumer = self._consumer
+        if consumer is None or not self.assigned:
+            return
+        try:
+            positions = consumer.position([TopicPartition(t, p) for t, p in self.assigned])
+        except KafkaException as exc:
+            log.debug("%s: no positions for the lag gauge: %s", self.stage.name, exc)
+            return
+        for tp in positions:
+            if tp.offset < 0:  # nothing consumed yet on this partition
+                continue
+            try:
+                _low, high = consumer.get_watermark_offsets(tp, cached=True)
+            except KafkaException:
+                continue
+            if high < 0:
+                continue
+            gauge = metrics.CONSUMER_LAG.labels(self.stage.name, tp.topic, str(tp.partition))
+            gauge.set(max(0, high - tp.offset))
+
+    def _forget_lag(self, partitions: set[TP]) -> None:
+        """Drop the lag series of partitions this instance no longer owns."""
+        for topic, part in partitions:
+            with contextlib.suppress(KeyError):
+                metrics.CONSUMER_LAG.remove(self.stage.name, topic, str(part))
+
+
+def _header_text(headers: Headers, name: str) -> str:
+    """A header's value as text, for a metric label ("" when the record has none)."""
+    value = next((v for k, v in headers if k == name), None)
+    if value is None:
+        return ""
+    return value.decode("utf-8", "replace")
+
+
+def _event_time_ms(value: Any, fallback_ms: int) -> int:
+    """An event's own ``event_time`` (epoch ms, or a datetime as Avro decodes it)."""
+    if isinstance(value, dict):
+        event_time = value.get("event_time")
+        if isinstance(event_time, datetime):
+            return int(event_time.timestamp() * 1000)
+        if isinstance(event_time, int) and not isinstance(event_time, bool):
+            return event_time
+    return fallback_ms
 
 
 def _undecodable(exc: BaseException) -> UndecodableRecord:

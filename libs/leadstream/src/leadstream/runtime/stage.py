@@ -23,6 +23,11 @@ class Stage:
     name: str
     inputs: Sequence[str]
     handler: Handler
+    rejected_topics: Sequence[str] = ()
+    """Output topics whose records are rejections (``leadstream_stage_records_rejected``)."""
+    outcome_header: str | None = None
+    """An output header whose value is the record's outcome (a verdict, a rejection reason):
+    committed outputs are counted by it (``leadstream_stage_outcomes``). Keep its values few."""
 
     @property
     def consumer_group(self) -> str:

@@ -5,6 +5,7 @@ that created it, and to admin keys; any other key gets 404, as if it did not exi
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import AsyncIterator
 from datetime import datetime
@@ -31,10 +32,18 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
+_JOB_ID = re.compile(r"[A-Za-z0-9._:-]{1,100}")
+
+
 async def _owned_job(services: Services, principal: Principal, job_id: str) -> JobRow:
-    row = await run_in_threadpool(services.store.get_job, job_id)
+    """The job, if this key may see it. The answer for another key's job is the answer for
+    no job at all (ids cannot be probed); an id that no job can have (job ids are UUIDs) is
+    not even looked up."""
+    row = None
+    if _JOB_ID.fullmatch(job_id):
+        row = await run_in_threadpool(services.store.get_job, job_id)
     if row is None or not principal.may_see(row.api_key_id):
-        raise NotFound(f"no job {job_id!r} for this API key", code="job_not_found")
+        raise NotFound("no such job for this API key", code="job_not_found")
     return row
 
 

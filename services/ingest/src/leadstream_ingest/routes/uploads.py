@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from leadstream_ingest.auth import IngestKey
-from leadstream_ingest.contacts import job_id_for
+from leadstream_ingest.contacts import job_id_for, refuse_nul
 from leadstream_ingest.csv_columns import parse_mapping
 from leadstream_ingest.csv_decode import normalize_encoding
 from leadstream_ingest.csv_rows import UploadMeta
@@ -152,6 +152,12 @@ async def upload_csv(
             f"send the CSV as text/csv (or multipart/form-data), not {media or 'no type'!r}",
             code="unsupported_media_type",
         )
+    try:
+        refuse_nul([file_name, name, list(clean_tags), column_mapping])
+    except ValueError:
+        raise InvalidInput(
+            "file_name, name, tags and mapping must not contain NUL characters", code="bad_text"
+        ) from None
     ctx = request_context(request, principal.key_id)
     job_id = job_id_for(None)
     request.state.job_id = job_id
