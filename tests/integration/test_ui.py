@@ -40,8 +40,23 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+class ServedUi:
+    """A running ``leadstream ui``: its port, and its output (kept in a file, never a pipe
+    nobody reads: a full pipe would stall the server and its apps)."""
+
+    def __init__(self, port: int, log: Path, proc: subprocess.Popen[bytes]) -> None:
+        self.port = port
+        self.log = log
+        self.proc = proc
+
+    def output(self) -> str:
+        state = "running" if self.proc.poll() is None else f"exited {self.proc.returncode}"
+        text = self.log.read_text(errors="replace") if self.log.exists() else ""
+        return f"leadstream ui ({state}), last output:\n{text[-4000:]}"
+
+
 @contextmanager
-def served_ui(settings: Settings, *args: str) -> Iterator[int]:
+def served_ui(settings: Settings, log: Path, *args: str) -> Iterator[ServedUi]:
     """``leadstream ui`` in its own process group, on a free port, until the block ends."""
     port = _free_port()
     env = {
@@ -49,50 +64,54 @@ def served_ui(settings: Settings, *args: str) -> Iterator[int]:
         "LEADSTREAM_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
         "LEADSTREAM_SCHEMA_REGISTRY_URL": settings.schema_registry_url,
     }
-    proc = subprocess.Popen(
-        [str(LEADSTREAM), "ui", "--port", str(port), *args],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [str(LEADSTREAM), "ui", "--port", str(port), *args],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
-        yield port
+        yield ServedUi(port, log, proc)
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
-            proc.communicate(timeout=30)
+            proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
-            proc.communicate(timeout=10)
+            proc.wait(timeout=10)
 
 
-def load_page(port: int, timeout: float = 120.0) -> str:
+def load_page(ui: ServedUi, timeout: float = 120.0) -> str:
     """The HTML page (the first start may download kaskade into uv's cache)."""
     deadline = time.monotonic() + timeout
     while True:
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as resp:
+            with urllib.request.urlopen(f"http://127.0.0.1:{ui.port}/", timeout=5) as resp:
                 assert resp.status == 200
                 return str(resp.read().decode())
-        except OSError:
+        except OSError as exc:
             if time.monotonic() > deadline:
-                raise
+                raise AssertionError(f"no page within {timeout} s\n{ui.output()}") from exc
             time.sleep(0.5)
 
 
 class Screen:
     """What the app has drawn so far, as text."""
 
-    def __init__(self, ws: ClientConnection) -> None:
+    def __init__(self, ws: ClientConnection, ui: ServedUi) -> None:
         self.ws = ws
+        self.ui = ui
         self.text = ""
 
     def wait_for(self, done: Callable[[str], bool], timeout: float = 120.0) -> str:
         deadline = time.monotonic() + timeout
         while not done(self.text):
             if time.monotonic() > deadline:
-                raise AssertionError(f"not on screen within {timeout} s:\n{self.text[-3000:]}")
+                raise AssertionError(
+                    f"not on screen within {timeout} s:\n{self.text[-3000:]}\n{self.ui.output()}"
+                )
             try:
                 message = self.ws.recv(timeout=0.5)
             except TimeoutError:
@@ -107,21 +126,23 @@ class Screen:
 
 
 @contextmanager
-def open_app(port: int, html: str) -> Iterator[Screen]:
+def open_app(ui: ServedUi, html: str) -> Iterator[Screen]:
     urls = re.findall(r"ws://[^\"'\s]+", html)
-    assert f"ws://127.0.0.1:{port}/ws" in urls, f"the page names no websocket of ours: {urls}"
-    with connect(f"ws://127.0.0.1:{port}/ws?width=200&height=50", max_size=None) as ws:
-        yield Screen(ws)
+    assert f"ws://127.0.0.1:{ui.port}/ws" in urls, f"the page names no websocket of ours: {urls}"
+    with connect(f"ws://127.0.0.1:{ui.port}/ws?width=200&height=50", max_size=None) as ws:
+        yield Screen(ws, ui)
 
 
-def test_ui_lists_our_topics_and_filters_them(settings: Settings, prefix: str) -> None:
+def test_ui_lists_our_topics_and_filters_them(
+    settings: Settings, prefix: str, tmp_path: Path
+) -> None:
     topic = settings.topic("contacts.raw")
     create_topics(settings, [topic], partitions=2)
     # No periodic refresh: the screen changes only when we type, so an echo is ours.
-    with served_ui(settings, "--refresh", "0") as port:
-        html = load_page(port)
+    with served_ui(settings, tmp_path / "ui.log", "--refresh", "0") as ui:
+        html = load_page(ui)
         assert "<html" in html.lower()
-        with open_app(port, html) as screen:
+        with open_app(ui, html) as screen:
             screen.wait_for(lambda text: re.search(r"Topics \[[1-9]\d*\]", text) is not None)
             screen.type("/")
             screen.wait_for(lambda text: "Filter Topics" in text)
@@ -136,7 +157,9 @@ def test_ui_lists_our_topics_and_filters_them(settings: Settings, prefix: str) -
     assert row.split()[1:3] == [topic, "2"], row  # name, then partitions
 
 
-def test_ui_decodes_avro_records_through_the_registry(settings: Settings, prefix: str) -> None:
+def test_ui_decodes_avro_records_through_the_registry(
+    settings: Settings, prefix: str, tmp_path: Path
+) -> None:
     topic = settings.topic("contacts.raw")
     create_topics(settings, [topic], partitions=1)
     assert all(result.ok for result in register_schemas(settings))
@@ -156,8 +179,10 @@ def test_ui_decodes_avro_records_through_the_registry(settings: Settings, prefix
     finally:
         serde.close()
     with (
-        served_ui(settings, "--topic", "contacts.raw", "--topic-prefix", prefix) as port,
-        open_app(port, load_page(port)) as screen,
+        served_ui(
+            settings, tmp_path / "ui.log", "--topic", "contacts.raw", "--topic-prefix", prefix
+        ) as ui,
+        open_app(ui, load_page(ui)) as screen,
     ):
         # Avro binary holds no field names: seeing them proves the value was decoded with
         # the schema the registry returned for the record's schema id.
