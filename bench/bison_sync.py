@@ -20,6 +20,7 @@ their own processes, on a fresh database and a fresh topic prefix.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import json
 import os
@@ -32,17 +33,16 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import sqlalchemy as sa
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient
-from sqlalchemy.engine import make_url
 
 from bench.common import append_results, bench_settings
-from leadstream.db import make_engine, upgrade
+from leadstream.db import make_engine
 from leadstream.db.campaigns import CampaignStore, RuleMatch
 from leadstream.events import Serde, contact_id, register_schemas
 from leadstream.settings import Settings
 from leadstream.topics import TopicSettings, apply
+from tests.support.databases import scratch_database
 
 ROOT = Path(__file__).resolve().parents[1]
 BATCH = 500
@@ -94,25 +94,6 @@ def _fill(settings: Settings, serde: Serde, n: int) -> None:
             except BufferError:
                 producer.poll(0.1)
     assert producer.flush(60) == 0
-
-
-def _fresh_database(settings: Settings) -> tuple[Settings, str]:
-    name = f"bench_{uuid.uuid4().hex[:10]}"
-    admin = make_engine(settings, pool_size=1).execution_options(isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    url = make_url(settings.database_url).set(database=name)
-    fresh = settings.model_copy(update={"database_url": url.render_as_string(hide_password=False)})
-    upgrade(fresh)
-    return fresh, name
-
-
-def _drop_database(settings: Settings, name: str) -> None:
-    admin = make_engine(settings, pool_size=1).execution_options(isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-    admin.dispose()
 
 
 def _drop_topics(settings: Settings) -> None:
@@ -186,7 +167,8 @@ def run(
     contacts: int, per_minute: float, instances: int, burst: float, concurrent: bool
 ) -> dict[str, Any]:
     base = bench_settings()
-    settings, dbname = _fresh_database(base)
+    database = contextlib.ExitStack()
+    settings = database.enter_context(scratch_database(base))
     procs: list[subprocess.Popen[bytes]] = []
     fake = subprocess.Popen(
         [sys.executable, "-m", "tests.support.fake_bison", "--rate-per-minute", str(per_minute)],
@@ -242,7 +224,7 @@ def run(
         fake.wait(10)
         if fake.stdout is not None:
             fake.stdout.close()
-        _drop_database(base, dbname)
+        database.close()
         _drop_topics(settings)
     last_ms = max(ts for ts, _ in synced)
     times = [s["at"] for s in seen if s["status"] != 429]

@@ -23,20 +23,16 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import sqlalchemy as sa
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
 from fastavro import parse_schema, schemaless_writer
-from sqlalchemy.engine import make_url
 
 from bench.common import append_results, bench_settings
-from leadstream.db import make_engine, upgrade
+from leadstream.db import make_engine
 from leadstream.db.api_keys import ApiKeyStore
 from leadstream.events import EventSettings, load_schemas, register_schemas
 from leadstream.settings import Settings
@@ -46,6 +42,7 @@ from leadstream_ingest.config import IngestSettings
 from leadstream_ingest.contacts import RequestContext
 from leadstream_ingest.csv_rows import UploadMeta
 from leadstream_ingest.uploads import UploadOptions, UploadParser
+from tests.support.databases import scratch_database
 
 HEADER = "Email,First Name,Last Name,Company Name,Phone,City,Country\n"
 ROW = (  # ~100 bytes
@@ -65,23 +62,6 @@ def write_csv(path: Path, rows: int) -> int:
                 batch.clear()
         fh.write("".join(batch))
     return path.stat().st_size
-
-
-@contextlib.contextmanager
-def fresh_database(settings: Settings) -> Iterator[Settings]:
-    name = f"bench_ingest_{uuid.uuid4().hex[:8]}"
-    admin = make_engine(settings, pool_size=1).execution_options(isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = make_url(settings.database_url).set(database=name)
-    fresh = settings.model_copy(update={"database_url": url.render_as_string(hide_password=False)})
-    try:
-        upgrade(fresh)
-        yield fresh
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def proc_status(pid: int, field: str) -> int:
@@ -186,7 +166,7 @@ def run(rows: int, port: int) -> str:
 def _run(settings: Settings, rows: int, port: int) -> str:
     assert apply(TopicSettings.of(settings)).ok
     assert all(r.ok for r in register_schemas(settings))
-    with fresh_database(settings) as db, tempfile.TemporaryDirectory() as tmp:
+    with scratch_database(settings) as db, tempfile.TemporaryDirectory() as tmp:
         engine = make_engine(db, pool_size=1)
         token = ApiKeyStore(engine).create("bench", ["ingest"]).token
         engine.dispose()

@@ -19,7 +19,8 @@ from leadstream.db.bison_leads import UploadStore
 from leadstream.db.campaigns import CampaignStore
 from leadstream.infra import InfraSettings
 from leadstream.settings import Settings
-from tests.support.fake_bison.harness import batch_contact, fresh_database
+from tests.support.databases import scratch_database
+from tests.support.fake_bison.harness import batch_contact
 
 pytestmark = pytest.mark.integration
 
@@ -32,7 +33,7 @@ def db() -> Iterator[tuple[dict[str, str], sa.Engine]]:
         f"{cfg.postgres_database}",
         database_password=cfg.postgres_password,
     )
-    with fresh_database(base) as fresh:
+    with scratch_database(base) as fresh:
         env = {
             "LEADSTREAM_DATABASE_URL": fresh.database_url,
             "LEADSTREAM_DATABASE_PASSWORD": fresh.database_password.get_secret_value(),

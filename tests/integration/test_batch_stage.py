@@ -26,10 +26,10 @@ from leadstream_batch.config import BatchSettings
 from leadstream_batch.emitter import KafkaEmitter
 from leadstream_batch.service import BatchService, build_service
 from leadstream_batch.timer import TickReport, TimerThread
+from tests.support.databases import scratch_database
 from tests.support.fake_bison.harness import (
     Message,
     drop_topics,
-    fresh_database,
     prepare_topics,
     publish,
     read,
@@ -72,7 +72,7 @@ class Env:
 
 @pytest.fixture
 def env(settings: Settings) -> Iterator[Env]:
-    with fresh_database(settings) as db:
+    with scratch_database(settings) as db:
         prepare_topics(db)
         bs = BatchSettings.model_validate(
             {

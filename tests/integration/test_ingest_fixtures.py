@@ -19,21 +19,19 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-import sqlalchemy as sa
 import uvicorn
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.schema_registry import SchemaRegistryClient
-from sqlalchemy.engine import make_url
 
-from leadstream.db import make_engine, upgrade
+from leadstream.db import make_engine
 from leadstream.db.api_keys import ApiKeyStore
 from leadstream.events import Serde, register_schemas
 from leadstream.infra import Stack
 from leadstream.topics import TopicSettings, apply
 from leadstream_ingest.app import create_app
 from leadstream_ingest.config import IngestSettings
-from tests.support.databases import drop_database
+from tests.support.databases import scratch_database
 
 WEBHOOK_SECRET = "whsec-" + "x7Kq2" * 6
 log = logging.getLogger(__name__)
@@ -57,23 +55,6 @@ def base_settings(stack: Stack, prefix: str) -> IngestSettings:
 
 
 @contextlib.contextmanager
-def fresh_database(settings: IngestSettings) -> Iterator[IngestSettings]:
-    """A new database migrated to every head (as `leadstream migrate` does); dropped after."""
-    name = f"t_ingest_{uuid.uuid4().hex[:10]}"
-    admin = make_engine(settings, pool_size=1).execution_options(isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = make_url(settings.database_url).set(database=name)
-    fresh = settings.model_copy(update={"database_url": url.render_as_string(hide_password=False)})
-    try:
-        upgrade(fresh)
-        yield fresh
-    finally:
-        drop_database(admin, name)
-        admin.dispose()
-
-
-@contextlib.contextmanager
 def ingest_world(stack: Stack, **overrides: Any) -> Iterator[IngestSettings]:
     """A topic prefix with the whole catalog applied and the schemas registered, and a fresh
     database; the topics and subjects are deleted afterwards (a single local broker does not
@@ -84,7 +65,7 @@ def ingest_world(stack: Stack, **overrides: Any) -> Iterator[IngestSettings]:
         report = apply(TopicSettings.of(settings))
         assert report.ok, report
         assert all(r.ok for r in register_schemas(settings))
-        with fresh_database(settings) as fresh:
+        with scratch_database(settings) as fresh:
             yield fresh
     finally:
         forget_prefix(settings)

@@ -7,6 +7,7 @@ output back as bytes), then reads the screen, escape sequences stripped.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -76,11 +77,13 @@ def served_ui(settings: Settings, log: Path, *args: str) -> Iterator[ServedUi]:
         yield ServedUi(port, log, proc)
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
+        # The server's app processes can outlive it (one stuck in a registry call did):
+        # nothing of the group may stay behind.
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
+        proc.wait(timeout=10)
 
 
 def load_page(ui: ServedUi, timeout: float = 120.0) -> str:
@@ -110,7 +113,8 @@ class Screen:
         while not done(self.text):
             if time.monotonic() > deadline:
                 raise AssertionError(
-                    f"not on screen within {timeout} s:\n{self.text[-3000:]}\n{self.ui.output()}"
+                    f"not on screen within {timeout} s; drawn so far (blank lines dropped):\n"
+                    f"{self.drawn()}\n{self.ui.output()}"
                 )
             try:
                 message = self.ws.recv(timeout=0.5)
@@ -119,6 +123,12 @@ class Screen:
             data = message if isinstance(message, bytes) else message.encode()
             self.text += _ESCAPES.sub("", data.decode("utf-8", "replace"))
         return self.text
+
+    def drawn(self, limit: int = 6000) -> str:
+        """What was drawn without the lines that hold only padding and borders (a screen is
+        mostly those), its last ``limit`` characters."""
+        lines = (line.rstrip() for line in self.text.splitlines())
+        return "\n".join(line for line in lines if line.strip(" │─┌┐└┘"))[-limit:]
 
     def type(self, keys: str) -> None:
         for key in keys:  # one key per packet, as a browser sends them
@@ -178,14 +188,24 @@ def test_ui_decodes_avro_records_through_the_registry(
         )
     finally:
         serde.close()
-    with (
-        served_ui(
-            settings, tmp_path / "ui.log", "--topic", "contacts.raw", "--topic-prefix", prefix
-        ) as ui,
-        open_app(ui, load_page(ui)) as screen,
-    ):
-        # Avro binary holds no field names: seeing them proves the value was decoded with
-        # the schema the registry returned for the record's schema id.
-        shown = screen.wait_for(lambda text: f"'event_id': '{event_id}'" in text)
+    # Avro binary holds no field names: seeing them proves the value was decoded with the
+    # schema the registry returned for the record's schema id.
+    decoded = f"'event_id': '{event_id}'"
+    with served_ui(
+        settings, tmp_path / "ui.log", "--topic", "contacts.raw", "--topic-prefix", prefix
+    ) as ui:
+        html = load_page(ui)
+        # Once, late in a full suite run, the registry never answered kaskade's schema look-up
+        # (``GET /schemas/ids/1?subject=…``; every other client was served) and the screen
+        # waited on it. A person reloads the page: a new tab is a new kaskade process, so the
+        # test does the same, once, before it fails with what was drawn.
+        for attempt in (1, 2):
+            with open_app(ui, html) as screen:
+                try:
+                    shown = screen.wait_for(lambda text: decoded in text, timeout=60.0)
+                    break
+                except AssertionError:
+                    if attempt == 2:
+                        raise
     assert contact["email"] in shown
     assert "'job_id': 'job-ui'" in shown

@@ -6,6 +6,7 @@ import contextlib
 import time
 import uuid
 from collections.abc import Iterator
+from typing import TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import Engine
@@ -16,9 +17,11 @@ from leadstream.db import make_engine
 from leadstream.db.migrate import upgrade
 from leadstream.settings import Settings
 
+S = TypeVar("S", bound=Settings)
+
 
 @contextlib.contextmanager
-def scratch_database(settings: Settings, revision: str | None = "heads") -> Iterator[Settings]:
+def scratch_database(settings: S, revision: str | None = "heads") -> Iterator[S]:
     """``settings`` pointing at a new database migrated to ``revision`` (None: left empty);
     dropped after."""
     name = f"t_{uuid.uuid4().hex[:12]}"

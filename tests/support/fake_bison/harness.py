@@ -3,43 +3,21 @@ migration, topics and schemas under the test's prefix, event factories, Avro pro
 
 from __future__ import annotations
 
-import contextlib
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-import sqlalchemy as sa
 from confluent_kafka import Consumer
 from confluent_kafka.admin import AdminClient
-from sqlalchemy.engine import make_url
 
-from leadstream.db import make_engine, upgrade
 from leadstream.events import Serde, contact_id, register_schemas
 from leadstream.settings import Settings
 from leadstream.topics import TopicSettings, apply
-from tests.support.databases import drop_database
 from tests.support.kafka import produce
 
 S = TypeVar("S", bound=Settings)
-
-
-@contextlib.contextmanager
-def fresh_database(settings: S) -> Iterator[S]:
-    """A new database migrated to every head (0004 and its siblings); dropped afterwards."""
-    name = f"t_bison_{uuid.uuid4().hex[:10]}"
-    admin = make_engine(settings, pool_size=1).execution_options(isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = make_url(settings.database_url).set(database=name)
-    fresh = settings.model_copy(update={"database_url": url.render_as_string(hide_password=False)})
-    try:
-        upgrade(fresh)
-        yield fresh
-    finally:
-        drop_database(admin, name)
-        admin.dispose()
 
 
 def drop_topics(settings: Settings) -> None:

@@ -19,11 +19,11 @@ from leadstream.settings import Settings
 from leadstream_bison_sync.config import BisonSyncSettings
 from leadstream_bison_sync.publisher import EventPublisher
 from leadstream_bison_sync.service import BisonSyncService, build_service
+from tests.support.databases import scratch_database
 from tests.support.fake_bison.fake import FakeBison
 from tests.support.fake_bison.harness import (
     Message,
     drop_topics,
-    fresh_database,
     prepare_topics,
     publish,
     read,
@@ -109,7 +109,7 @@ class SyncEnv:
 def sync_env(settings: Settings, *, rate_per_minute: float | None = None) -> Iterator[SyncEnv]:
     fake = FakeBison(rate_per_minute=rate_per_minute)
     ws, key = fake.add_workspace("Test agency")
-    with fresh_database(settings) as db, FakeBisonServer(fake) as server:
+    with scratch_database(settings) as db, FakeBisonServer(fake) as server:
         prepare_topics(db)
         bs = BisonSyncSettings.model_validate(
             {
