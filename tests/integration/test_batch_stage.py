@@ -180,6 +180,55 @@ def test_a_crash_between_the_database_and_kafka_emits_each_batch_once(env: Env) 
     assert sum(env.members().values()) == 12
 
 
+class DiesAfterKafka:
+    """The timer's emitter, but the process 'dies' right after the Kafka commit (or before
+    it): the exception ends the tick's database transaction without the emitted mark."""
+
+    def __init__(self, inner: KafkaEmitter, *, commit: bool) -> None:
+        self.inner = inner
+        self.commit = commit
+
+    def emit(self, outputs: Any) -> None:
+        if self.commit:
+            self.inner.emit(outputs)
+        raise RuntimeError("killed")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+@pytest.mark.parametrize("committed", [True, False], ids=["after-commit", "before-commit"])
+def test_a_timer_crash_around_its_kafka_commit_emits_each_batch_once(
+    env: Env, committed: bool
+) -> None:
+    CampaignStore(env.engine).add_rule("505", RuleMatch(), is_default=True)
+    env.publish([verified(e) for e in emails("tick", 8)])  # one batch of 5 closes by size
+    service = env.service(batch_max_age_s=3600.0)
+    env.runner(service).run(idle_timeout_s=3)
+    assert len(env.ready(expect=1)) == 1
+    store = BatchStore(env.engine)
+    assert store.request_flush() == 1  # the open batch of 3 goes out through the outbox
+    timer = service.timer
+    real = timer.emitter
+    assert isinstance(real, KafkaEmitter)
+    timer.emitter = DiesAfterKafka(real, commit=committed)
+    with pytest.raises(RuntimeError, match="killed"):
+        timer.tick()
+    timer.emitter = real  # the restarted process
+    report = timer.tick()
+    assert report.emitted == 1
+    assert timer.tick().emitted == 0
+    ready = env.ready(expect=3, timeout=5)
+    assert len(ready) == 2, [m.value["batch_id"] for m in ready]  # not 3: emitted once
+    assert sorted(len(m.value["contacts"]) for m in ready) == [3, 5]
+    with env.engine.connect() as conn:
+        unmarked = conn.execute(
+            sa.text("SELECT count(*) FROM batches WHERE emit_via = 'outbox' AND emitted_at IS NULL")
+        ).scalar_one()
+        notes = conn.execute(sa.text("SELECT count(*) FROM batch_emit_attempts")).scalar_one()
+    assert (unmarked, notes) == (0, 0)
+
+
 def _records_as_stored(env: Env, values: list[dict[str, Any]]) -> list[Record]:
     """The records of ``values`` as the stage will read them (topic, partition, offset)."""
     from confluent_kafka import Consumer

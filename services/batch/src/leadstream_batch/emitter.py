@@ -1,13 +1,22 @@
 """Produce outputs in one Kafka transaction, outside the stage runtime's loop (the timer
-path: batches closed by age, by a flush, or by releasing held contacts)."""
+path: batches closed by age, by a flush, or by releasing held contacts), and look back at
+what an earlier emission committed (see :mod:`leadstream_batch.timer`)."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import time
+import uuid
+from collections.abc import Collection, Mapping, Sequence
 from typing import Protocol
 
-from confluent_kafka import KafkaException, Producer
+from confluent_kafka import (
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Producer,
+    TopicPartition,
+)
 
 from leadstream.errors import LeadStreamError
 from leadstream.runtime import Codec, Output
@@ -20,8 +29,23 @@ class EmitError(LeadStreamError):
     """The outputs were not committed; the caller keeps them to emit again."""
 
 
+class UndecidedError(EmitError):
+    """A transaction on the topic is still open: what it holds is not known yet."""
+
+
 class Emitter(Protocol):
     def emit(self, outputs: Sequence[Output]) -> None: ...
+
+    def end_offsets(self, topic: str) -> dict[int, int]:
+        """Where each partition of the logical ``topic`` ends now."""
+        ...
+
+    def committed_keys(
+        self, topic: str, since: Mapping[int, int], keys: Collection[str]
+    ) -> set[str]:
+        """Which of ``keys`` occur in committed records of ``topic`` from the offsets
+        ``since`` on; raises :class:`UndecidedError` while a transaction there is open."""
+        ...
 
     def close(self) -> None: ...
 
@@ -76,6 +100,83 @@ class KafkaEmitter:
         except KafkaException as exc:
             self._discard()
             raise EmitError(f"timer emission failed: {exc}") from exc
+
+    def end_offsets(self, topic: str) -> dict[int, int]:
+        consumer = self._reader()
+        try:
+            physical = self.settings.topic(topic)
+            metadata = consumer.list_topics(physical, timeout=10).topics[physical]
+            if metadata.error is not None:
+                raise EmitError(f"cannot read the partitions of {physical}: {metadata.error}")
+            return {
+                p: consumer.get_watermark_offsets(TopicPartition(physical, p), timeout=10)[1]
+                for p in metadata.partitions
+            }
+        except KafkaException as exc:
+            raise EmitError(f"cannot read the end offsets of {topic}: {exc}") from exc
+        finally:
+            consumer.close()
+
+    def committed_keys(
+        self,
+        topic: str,
+        since: Mapping[int, int],
+        keys: Collection[str],
+        *,
+        timeout_s: float = 15.0,
+    ) -> set[str]:
+        """Read ``read_committed`` from ``since`` up to where each partition ends now. A
+        read_committed consumer stops at the last stable offset, before the first open
+        transaction: until it passes today's end, an open transaction may still commit
+        records we would not see, so the answer waits (up to ``timeout_s``) or is refused."""
+        wanted = set(keys)
+        physical = self.settings.topic(topic)
+        consumer = self._reader()
+        try:
+            targets = {
+                p: consumer.get_watermark_offsets(TopicPartition(physical, p), timeout=10)[1]
+                for p in since
+            }
+            todo = {p for p, start in since.items() if start < targets[p]}
+            if not todo:
+                return set()
+            consumer.assign([TopicPartition(physical, p, since[p]) for p in todo])
+            found: set[str] = set()
+            deadline = time.monotonic() + timeout_s
+            while todo:
+                if time.monotonic() > deadline:
+                    raise UndecidedError(
+                        f"{physical}: partitions {sorted(todo)} hold an open transaction"
+                    )
+                msg = consumer.poll(0.2)
+                if msg is not None:
+                    err = msg.error()
+                    if err is not None and err.code() != KafkaError._PARTITION_EOF:
+                        raise EmitError(f"reading {physical}[{msg.partition()}]: {err}")
+                    key = msg.key() if err is None else None
+                    if key is not None and key.decode("utf-8", "replace") in wanted:
+                        found.add(key.decode())
+                # A partition is done once the read position (past control records and
+                # aborted data) reaches where it ended when we started.
+                positions = consumer.position([TopicPartition(physical, p) for p in todo])
+                todo -= {tp.partition for tp in positions if tp.offset >= targets[tp.partition]}
+            return found
+        except KafkaException as exc:
+            raise EmitError(f"cannot read {physical}: {exc}") from exc
+        finally:
+            consumer.close()
+
+    def _reader(self) -> Consumer:
+        return Consumer(
+            {
+                "bootstrap.servers": self.settings.kafka_bootstrap,
+                "group.id": f"{self.transactional_id}-check-{uuid.uuid4().hex[:8]}",
+                "isolation.level": "read_committed",
+                "enable.auto.commit": False,
+                "enable.partition.eof": True,
+                "auto.offset.reset": "earliest",
+            }
+        )
 
     def _discard(self) -> None:
         """Abort what can be aborted; the next emission starts a fresh producer (same id),

@@ -16,3 +16,7 @@ EMITTED = Counter("leadstream_batch_outbox_emitted", "Batches emitted from the o
 LAST_TICK = Gauge(
     "leadstream_batch_timer_last_success_timestamp", "Unix time of the last successful tick"
 )
+RECOVERED = Counter(
+    "leadstream_batch_outbox_recovered",
+    "Outbox batches found already emitted after a restart (marked, not emitted again)",
+)

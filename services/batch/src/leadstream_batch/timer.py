@@ -9,9 +9,12 @@ Every ``batch_tick_s``, in its own thread:
    Kafka transaction, then mark them emitted.
 
 The database rows are taken with ``SKIP LOCKED`` and stay locked until the emission is
-marked, so two instances never emit the same batch. A crash after the Kafka commit and before
-the mark emits that batch again on the next tick (same event id and bytes); bison-sync
-recognises a batch it already uploaded from another input offset and emits nothing for it.
+marked, so two instances never emit the same batch. Kafka and PostgreSQL cannot commit
+together, so before the Kafka transaction the timer notes (committed on its own connection)
+where ``batches.ready`` ends. If it dies after the Kafka commit and before the mark, the next
+tick finds the note, reads the committed records from there (waiting for open transactions to
+be decided) and marks the batches it finds as emitted instead of emitting them again: each
+batch is emitted once, and job state counts it once.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from leadstream_batch.candidate import Candidate
 from leadstream_batch.closing import local_day
 from leadstream_batch.emitter import Emitter
 from leadstream_batch.placement import Policy, place
-from leadstream_batch.ready import batch_ready_output
+from leadstream_batch.ready import TOPIC, batch_ready_output
 from leadstream_batch.routing import NoRoute, Route, RuleLike, route
 
 log = logging.getLogger(__name__)
@@ -117,10 +120,26 @@ class BatchTimer:
             batches = unit.outbox(OUTBOX_CHUNK)
             if not batches:
                 return 0
-            outputs = [batch_ready_output(b, unit.members(b.batch_id)) for b in batches]
-            self.emitter.emit(outputs)
-            unit.mark_emitted([b.batch_id for b in batches])
-            return len(batches)
+            taken = len(batches)
+            attempts = unit.emit_attempts([b.batch_id for b in batches])
+            if attempts:
+                since: dict[int, int] = {}
+                for offsets in attempts.values():
+                    for p, o in offsets.items():
+                        since[p] = min(o, since.get(p, o))
+                done = self.emitter.committed_keys(TOPIC, since, attempts.keys())
+                if done:
+                    log.info("batch timer: %d batches were emitted before a restart", len(done))
+                    metrics.RECOVERED.inc(len(done))
+                    unit.mark_emitted(sorted(done))
+                batches = [b for b in batches if b.batch_id not in done]
+            if batches:
+                ids = [b.batch_id for b in batches]
+                outputs = [batch_ready_output(b, unit.members(b.batch_id)) for b in batches]
+                self.store.note_emit_attempt(ids, self.emitter.end_offsets(TOPIC))
+                self.emitter.emit(outputs)
+                unit.mark_emitted(ids)
+            return taken  # emitted now or found emitted before
 
 
 class TimerThread:

@@ -383,6 +383,26 @@ class BatchUnit:
                 ),
                 {"ids": list(batch_ids)},
             )
+            self.conn.execute(
+                sa.text(
+                    "DELETE FROM batch_emit_attempts WHERE batch_id = ANY(CAST(:ids AS text[]))"
+                ),
+                {"ids": list(batch_ids)},
+            )
+
+    def emit_attempts(self, batch_ids: Sequence[str]) -> dict[str, dict[int, int]]:
+        """Earlier emissions of these batches that were not marked: batch id → where
+        ``batches.ready`` ended (partition → offset) before that emission."""
+        if not batch_ids:
+            return {}
+        rows = self.conn.execute(
+            sa.text(
+                "SELECT batch_id, offsets FROM batch_emit_attempts WHERE batch_id = "
+                "ANY(CAST(:ids AS text[]))"
+            ),
+            {"ids": list(batch_ids)},
+        ).all()
+        return {r[0]: {int(p): int(o) for p, o in r[1].items()} for r in rows}
 
     # ------------------------------------------------------------------ holds
 
@@ -456,6 +476,24 @@ class BatchStore:
         """One transaction; committed when the block ends without an exception."""
         with unavailable_as_error(), self.engine.begin() as conn:
             yield BatchUnit(conn)
+
+    def note_emit_attempt(self, batch_ids: Sequence[str], offsets: Mapping[int, int]) -> None:
+        """Record, committed at once on a connection of its own, that these batches are about
+        to be emitted while ``batches.ready`` ends at ``offsets`` (kept until marked emitted)."""
+        if not batch_ids:
+            return
+        data = json.dumps({str(p): o for p, o in offsets.items()})
+        with unavailable_as_error(), self.engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    """
+                    INSERT INTO batch_emit_attempts (batch_id, offsets) SELECT b,
+                    CAST(:o AS jsonb) FROM unnest(CAST(:ids AS text[])) AS b ON CONFLICT
+                    (batch_id) DO UPDATE SET offsets = excluded.offsets, attempted_at = now()
+                    """
+                ),
+                {"ids": list(batch_ids), "o": data},
+            )
 
     def holds(self, reason: str | None = None, limit: int = 1000) -> list[HeldContact]:
         with unavailable_as_error(), self.engine.connect() as conn:
