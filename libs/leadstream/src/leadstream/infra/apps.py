@@ -2,7 +2,8 @@
 pid files and logs under ``.local/``, a readiness probe each, stopped in reverse order.
 
 Every stage reads ``LEADSTREAM_METRICS_PORT``, so each process gets its own port here, and a
-stable ``LEADSTREAM_RUNTIME_INSTANCE_ID`` so a restarted stage fences its predecessor at once.
+stable ``LEADSTREAM_RUNTIME_INSTANCE_ID`` so a restarted stage fences its predecessor at once,
+and joins its consumer group as a static member so it gets its partitions back at once.
 """
 
 from __future__ import annotations
@@ -101,6 +102,7 @@ def app_servers(
             **common,
             app.port_env: str(port),
             "LEADSTREAM_RUNTIME_INSTANCE_ID": f"local-{app.name}",
+            "LEADSTREAM_RUNTIME_STATIC_MEMBERSHIP": "true",
         }
         if app.name == "verify":
             app_vars["LEADSTREAM_DNS_NAMESERVERS"] = json.dumps([f"{cfg.host}:{dns_port}"])

@@ -37,3 +37,10 @@ class RuntimeConfig(BaseSettings):
     """How often the consumer-lag gauge is refreshed (from the client's own numbers)."""
     group_stuck_s: float = 60.0
     """A consumer out of its group this long (librdkafka's statistics) is replaced."""
+    static_membership: bool = False
+    """Join the consumer group as a static member (``group.instance.id`` = group + instance
+    id). A restarted instance then gets its partitions back at once, without a rebalance and
+    without waiting for the dead one's session to time out; the price is that an instance
+    that stops for good keeps its partitions for ``session_timeout_ms`` (static members do
+    not leave the group). Only with a stable ``instance_id`` (the service launcher sets
+    both)."""

@@ -299,6 +299,11 @@ class StageRunner:
                 "client.id": f"{self.group}-{self.config.instance_id}",
                 "statistics.interval.ms": 5000,
                 "stats_cb": self._on_stats,
+                **(
+                    {"group.instance.id": f"{self.group}-{self.config.instance_id}"}
+                    if self.config.static_membership
+                    else {}
+                ),
             }
         )
         self._group_ok_at = time.monotonic()
