@@ -81,11 +81,12 @@ def clean_text(raw: str | None, *, limit: int = MAX_TEXT) -> str | None:
     return text if len(text) <= limit else text[:limit]
 
 
+@lru_cache(maxsize=65_536)
 def clean_name(raw: str | None) -> str | None:
     """A person's name: :func:`clean_text`, stray quotes/punctuation at the edges dropped, and
     ALL-CAPS or all-lower names put in title case (``o'BRIEN`` stays as typed; ``O'BRIEN`` →
     ``O'Brien``; ``van der berg`` → ``van der Berg`` after the first word). None when no letter
-    is left."""
+    is left. Cached: first names (and many last names) repeat."""
     text = clean_text(raw, limit=200)
     if text is None:
         return None
