@@ -255,8 +255,7 @@ def _dec_size(g: _Gen, target: str, ind: int) -> None:
     """``target`` = a non-negative varint at ``pos``."""
     b = g.fresh("c")
     g.emit(ind, f"{b} = data[pos]")
-    g.emit(ind, f"if {b} < 0x80:")
-    g.emit(ind + 1, f"if {b} & 1: raise Fallback")
+    g.emit(ind, f"if not {b} & 0x81:")  # one byte, not negative
     g.emit(ind + 1, f"{target} = {b} >> 1")
     g.emit(ind + 1, "pos += 1")
     g.emit(ind, "else:")

@@ -5,6 +5,7 @@ live here, once."""
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import logging
 import signal
@@ -238,6 +239,9 @@ class StageRunner:
         self._consumer = self._new_consumer()
         self._producer = self._new_producer()
         last_data = time.monotonic()
+        thresholds = gc.get_threshold()
+        if self.config.gc_gen0_threshold:
+            gc.set_threshold(self.config.gc_gen0_threshold, *thresholds[1:])
         try:
             while not self._stopping:
                 self.last_loop = time.monotonic()
@@ -266,6 +270,7 @@ class StageRunner:
                 ):
                     break
         finally:
+            gc.set_threshold(*thresholds)
             self._close()
         return self._result
 
