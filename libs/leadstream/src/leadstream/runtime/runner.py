@@ -5,6 +5,7 @@ live here, once."""
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import logging
 import signal
@@ -138,7 +139,7 @@ class _Pending:
         return self.error is not None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built per message, and frozen __init__ costs a call per field
 class _Raw:
     """A consumed message with its fields read once (the client's accessors are optional-typed)."""
 
@@ -204,6 +205,7 @@ class StageRunner:
         # Wedged clients, kept so that none is freed while a call of it is still blocked.
         self._abandoned: list[Producer] = []
         self._abandoned_consumers: list[Consumer] = []
+        self._topics: dict[str, str] = {}  # logical → physical output topic
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -237,6 +239,9 @@ class StageRunner:
         self._consumer = self._new_consumer()
         self._producer = self._new_producer()
         last_data = time.monotonic()
+        thresholds = gc.get_threshold()
+        if self.config.gc_gen0_threshold:
+            gc.set_threshold(self.config.gc_gen0_threshold, *thresholds[1:])
         try:
             while not self._stopping:
                 self.last_loop = time.monotonic()
@@ -265,6 +270,7 @@ class StageRunner:
                 ):
                     break
         finally:
+            gc.set_threshold(*thresholds)
             self._close()
         return self._result
 
@@ -457,7 +463,7 @@ class StageRunner:
                     m.offset,
                     m.key,
                     value,
-                    {k: v for k, v in m.headers},
+                    dict(m.headers),
                     m.timestamp_ms,
                 )
             )
@@ -513,14 +519,24 @@ class StageRunner:
         return results
 
     def _encode(self, src: _Raw, outputs: Sequence[Output]) -> list[_Pending]:
-        job = next((v for k, v in src.headers if k == JOB_ID_HEADER and v), None)
-        replay = next((v for k, v in src.headers if k == REPLAY_ID_HEADER and v), None)
+        # the first non-empty job_id / replay.id header of the input (one pass)
+        job: bytes | None = None
+        replay: bytes | None = None
+        for k, v in src.headers:
+            if v:
+                if k == JOB_ID_HEADER:
+                    if job is None:
+                        job = v
+                elif k == REPLAY_ID_HEADER and replay is None:
+                    replay = v
         out: list[_Pending] = []
         for o in outputs:
-            topic = self.settings.topic(o.topic)
-            headers: Headers = [
-                (k, v.encode() if isinstance(v, str) else v) for k, v in o.headers.items()
-            ]
+            topic = self._topics.get(o.topic) or self._topic(o.topic)
+            headers: Headers = (
+                [(k, v.encode() if isinstance(v, str) else v) for k, v in o.headers.items()]
+                if o.headers
+                else []
+            )
             if job is not None and JOB_ID_HEADER not in o.headers:
                 headers.append((JOB_ID_HEADER, job))
             if replay is not None and REPLAY_ID_HEADER not in o.headers:
@@ -529,6 +545,10 @@ class StageRunner:
             value = None if o.value is None else self.codec.serialize(o.value, topic)
             out.append(_Pending(topic, key, value, headers, o.value))
         return out
+
+    def _topic(self, name: str) -> str:
+        topic = self._topics[name] = self.settings.topic(name)
+        return topic
 
     def _dead_letter(self, m: _Raw, error: BaseException) -> _Pending:
         log.warning(
