@@ -40,7 +40,6 @@ import asyncio
 import json
 import logging
 import time
-import uuid
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -56,6 +55,7 @@ from leadstream_ingest.body_limit import BodyLimitMiddleware, body_limit_options
 from leadstream_ingest.config import IngestSettings
 from leadstream_ingest.errors import IngestError
 from leadstream_ingest.problems import ingest_error_answer, unavailable_answer, validation_answer
+from leadstream_ingest.random_ids import uuid4_hex
 from leadstream_ingest.ratelimit import RateLimited
 from leadstream_ingest.registrations import (
     RegistrationIn,
@@ -63,6 +63,7 @@ from leadstream_ingest.registrations import (
     rate_limited_answer,
     registrations_of,
 )
+from leadstream_ingest.registrations import router as registrations_router
 from leadstream_ingest.request_context import RequestContextMiddleware, request_id_of
 from leadstream_ingest.security import RegistrationCorsMiddleware, SecurityHeadersMiddleware
 
@@ -179,7 +180,7 @@ class RegistrationFastPath:
     def body_field(self) -> Any:
         """The route's FastAPI body field (validates as FastAPI does)."""
         if self._body_field is None:
-            for route in self.app.routes:
+            for route in registrations_router.routes:
                 if isinstance(route, APIRoute) and route.path == ROUTE and "POST" in route.methods:
                     self._body_field = route.body_field
                     break
@@ -268,7 +269,7 @@ class RegistrationFastPath:
         raw = scope["headers"]
         last = dict(raw)
         request_id, supplied = request_id_of(last.get(b"x-request-id"))
-        event_id = uuid.uuid4().hex if supplied else request_id
+        event_id = uuid4_hex() if supplied else request_id
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
         metrics = services.metrics
@@ -385,7 +386,7 @@ class RegistrationFastPath:
         began = time.perf_counter()
         last = dict(scope["headers"])
         request_id, supplied = request_id_of(last.get(b"x-request-id"))
-        event_id = uuid.uuid4().hex if supplied else request_id
+        event_id = uuid4_hex() if supplied else request_id
         scope.setdefault("state", {})["request_id"] = request_id
         metrics = services.metrics
         metrics.in_flight.inc()

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import uuid
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any, Literal
 
@@ -46,7 +45,8 @@ from leadstream_ingest.deps import get_services
 from leadstream_ingest.errors import NotFound, Unavailable
 from leadstream_ingest.phones import InvalidPhone, Phone, PhoneRules
 from leadstream_ingest.problems import error_body
-from leadstream_ingest.producer import Acks
+from leadstream_ingest.producer import OneAck
+from leadstream_ingest.random_ids import uuid4_hex, uuid4_str
 from leadstream_ingest.ratelimit import (
     RateLimited,
     RateLimiter,
@@ -187,7 +187,7 @@ class Registrations:
         """The request's context from the request id the middleware chose and the first
         ``X-Request-ID``, ``User-Agent`` and ``Referer`` headers (as text)."""
         if request_id is None or request_id == supplied:
-            request_id = uuid.uuid4().hex  # see the module docstring
+            request_id = uuid4_hex()  # see the module docstring
         return RequestContext(
             request_id=request_id,
             api_key_id=None,
@@ -220,10 +220,10 @@ class Registrations:
             await asyncio.to_thread(self.codec.prepare)
             self._prepared = True
         producer = self.services.producer
-        event = registration_event(body, phone, ctx, event_id=str(uuid.uuid4()))
-        acks = Acks(asyncio.get_running_loop())
+        event = registration_event(body, phone, ctx, event_id=uuid4_str())
+        acks = OneAck(asyncio.get_running_loop())
         # deadline 0: a full producer queue is a 503 now, never a blocked event loop
-        producer.produce(TOPIC, self.codec.serialize(event), phone.e164, None, acks, deadline_s=0)
+        producer.produce(TOPIC, producer.encode(TOPIC, event), phone.e164, None, acks, deadline_s=0)
         await acks.wait(producer.ack_timeout_s)
         self.outcomes.labels("accepted").inc()
 
