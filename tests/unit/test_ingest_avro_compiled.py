@@ -90,7 +90,7 @@ def test_records_the_compiled_code_does_not_take_go_to_the_codec() -> None:
     odd = [
         {**base, "consent": {**consent, "captured_at": datetime(2026, 1, 2, tzinfo=UTC)}},
         {**base, "custom_fields": {"a": 1}},  # not a string: fastavro decides (refuses)
-        {k: v for k, v in base.items() if k != "first_name"},  # missing: fastavro's default
+        {k: v for k, v in base.items() if k != "phone"},  # missing, no default: refused
     ]
     for record in odd:
         try:
@@ -109,3 +109,15 @@ def test_records_the_compiled_code_does_not_take_go_to_the_codec() -> None:
 def test_a_schema_it_does_not_compile_uses_the_codec() -> None:
     codec = _Codec("ContactSubmitted")  # has an array (tags)
     assert compiled_encoder(cast(TopicCodec, codec), FRAME) == codec.serialize
+
+
+def test_missing_fields_take_their_defaults_as_in_fastavro() -> None:
+    codec = _Codec("Registration")
+    encode = compiled_encoder(cast(TopicCodec, codec), FRAME)
+    base = _record(json.loads(codec.schema.text), random.Random(5))
+    partial = {k: v for k, v in base.items() if k not in ("first_name", "custom_fields")}
+    partial["source_details"] = {"ip_address": "192.0.2.1", "user_agent": None}
+    expected = codec.serialize(partial)
+    calls = codec.calls
+    assert encode(partial) == expected
+    assert codec.calls == calls  # compiled, not handed over

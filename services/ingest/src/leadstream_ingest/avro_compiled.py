@@ -55,6 +55,7 @@ class _Compiler:
     def __init__(self) -> None:
         self.lines: list[str] = []
         self.counter = 0
+        self.defaults: dict[str, Any] = {}
 
     def var(self, stem: str) -> str:
         self.counter += 1
@@ -121,9 +122,17 @@ class _Compiler:
     def record(self, schema: Mapping[str, Any], v: str, depth: int) -> None:
         self.emit(depth, f"if type({v}) is not dict: raise Fallback")
         for field in schema["fields"]:
-            item = self.var("v")
-            self.emit(depth, f"{item} = {v}[{field['name']!r}]")  # KeyError: fall back
-            self.value(field["type"], item, depth)
+            item, name, kind = self.var("v"), field["name"], field["type"]
+            # a missing field: its default, else None for a union with null (as fastavro)
+            if "default" in field:
+                default = self.var("DEFAULT")
+                self.defaults[default] = field["default"]
+                self.emit(depth, f"{item} = {v}.get({name!r}, {default})")
+            elif isinstance(kind, list) and "null" in kind:
+                self.emit(depth, f"{item} = {v}.get({name!r})")
+            else:
+                self.emit(depth, f"{item} = {v}[{name!r}]")  # KeyError: fall back
+            self.value(kind, item, depth)
 
     def map(self, schema: Mapping[str, Any], v: str, depth: int) -> None:
         key, item = self.var("k"), self.var("v")
@@ -151,6 +160,7 @@ def compile_schema(schema: Mapping[str, Any]) -> Callable[[Mapping[str, Any], by
         "DOUBLE": _DOUBLE,
         "MIN": _MIN_LONG,
         "MAX": _MAX_LONG,
+        **compiler.defaults,
     }
     exec("\n".join(compiler.lines), namespace)  # noqa: S102 - our own generated code
     write: Callable[[Mapping[str, Any], bytearray], None] = namespace["write"]
