@@ -5,6 +5,12 @@ Extending the app takes one line each in :func:`create_app`: a router in :data:`
 request-context line (so it runs inside it: its responses still get a request id, a log
 event and metrics). Routes are authenticated per route (``auth.IngestKey``/``AdminKey``);
 a public route simply does not depend on them.
+
+``POST /v1/registrations`` and its CORS preflight do not go through that stack: the fast
+path (``fast_registrations.py``, run by :class:`IngestAPI` in front of FastAPI) answers them
+with the same behaviour by calling the same parts. A new middleware, or a change to what a
+middleware does, must be reflected there too (``tests/integration/
+test_registrations_fastpath.py`` compares the two paths).
 """
 
 from __future__ import annotations
