@@ -275,6 +275,7 @@ class RegistrationFastPath:
         metrics = services.metrics
         status = 500
         sent = 0
+        started = False
         try:
             if timed_out is not None:
                 state["error"] = "body_timeout"
@@ -298,24 +299,28 @@ class RegistrationFastPath:
                     _CONTENT_TYPE,
                 ]
             headers = self._finish(scope, first, headers, request_id)
-            sent = len(data)
             self.served += 1
+            started = True
             await send({"type": "http.response.start", "status": status, "headers": headers})
+            sent = len(data)
             await send({"type": "http.response.body", "body": data})
-        except _Unexpected as unexpected:
+        except Exception as exc:
             # As the request context middleware answers an exception that escaped the app.
+            cause = exc.__cause__ if isinstance(exc, _Unexpected) else exc
             log.error(
-                "unhandled error serving %s %s",
-                scope["method"],
-                scope["path"],
-                exc_info=unexpected.__cause__,
+                "unhandled error serving %s %s", scope["method"], scope["path"], exc_info=cause
             )
             status = 500
             state.setdefault("error", "internal")
-            payload = {"error": "internal", "reason": "internal error", "request_id": request_id}
-            sent = len(json.dumps(payload).encode())
-            self.served += 1
-            await send_json(send, 500, payload, [(b"x-request-id", request_id.encode())])
+            if not started:
+                payload = {
+                    "error": "internal",
+                    "reason": "internal error",
+                    "request_id": request_id,
+                }
+                sent = len(json.dumps(payload).encode())
+                self.served += 1
+                await send_json(send, 500, payload, [(b"x-request-id", request_id.encode())])
         finally:
             latency = time.perf_counter() - began
             metrics.in_flight.dec()
