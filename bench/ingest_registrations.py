@@ -20,7 +20,7 @@ as root) and the local stack (Kafka, registry, Redis). Two servers, each one uvi
 
 In both apps the rate limit is configured **high** (10⁹ per second, burst 10⁹) so
 that it is evaluated on every request but never refuses one: wrk sends everything from
-  127.0.0.1, one client.
+127.0.0.1, one client.
 
 Each request carries a distinct valid GB mobile (a wrk Lua counter), so events spread over
 the partitions as real traffic does. Two measurements per server and round: throughput
