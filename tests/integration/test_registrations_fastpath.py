@@ -379,9 +379,10 @@ def test_a_declared_body_over_the_limit_is_refused_the_same(pair: Pair) -> None:
     size = pair.settings.max_body_bytes + 1
     answers = []
     for server in (pair.fast, pair.slow):
+        rid = f"big-{random.randint(10**8, 10**9 - 1)}"
         head = (
             f"POST /v1/registrations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {size}\r\nX-Request-ID: big-{random.randint(10**8, 10**9 - 1)}\r\n\r\n"
+            f"Content-Length: {size}\r\nX-Request-ID: {rid}\r\n\r\n"
         ).encode()
         answers.append(raw_request(server.port, head))
     (fs, fh, fb), (ss, sh, sb) = answers

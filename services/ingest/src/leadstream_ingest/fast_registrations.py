@@ -232,8 +232,15 @@ class RegistrationFastPath:
                 if budget is None:
                     message = await receive()
                 else:
-                    async with asyncio.timeout(budget):
-                        message = await receive()
+                    # The body is usually in already: then no timer is armed at all.
+                    pending = receive()
+                    try:
+                        waiting_on = pending.send(None)
+                    except StopIteration as done:
+                        message = done.value
+                    else:
+                        async with asyncio.timeout(budget):
+                            message = await _Resumed(pending, waiting_on)
             except TimeoutError:
                 reason = (
                     f"the request body arrived too slowly ({received} bytes in "
@@ -469,6 +476,34 @@ class _Read(NamedTuple):
     received: int
     document: dict[str, Any] | None
     timed_out: str | None
+
+
+class _Resumed:
+    """Awaits a coroutine that was started by hand and suspended on ``waiting_on`` (what it
+    yielded), as ``await`` would have gone on."""
+
+    __slots__ = ("_coro", "_waiting_on")
+
+    def __init__(self, coro: Any, waiting_on: Any) -> None:
+        self._coro = coro
+        self._waiting_on = waiting_on
+
+    def __await__(self) -> Any:
+        value = self._waiting_on
+        coro = self._coro
+        while True:
+            try:
+                try:
+                    sent = yield value
+                except GeneratorExit:
+                    coro.close()
+                    raise
+                except BaseException as exc:  # a cancellation (the timeout) goes in too
+                    value = coro.throw(exc)
+                else:
+                    value = coro.send(sent)
+            except StopIteration as done:
+                return done.value
 
 
 class _Unexpected(Exception):

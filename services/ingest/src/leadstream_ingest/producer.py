@@ -12,6 +12,8 @@ import asyncio
 import logging
 import threading
 import time
+import weakref
+from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -105,6 +107,39 @@ class Acks:
             )
 
 
+class _AckDeadlines:
+    """The deadlines of one event loop's :class:`OneAck` waits, in a FIFO (they are added
+    with the same timeout, so in order); one task fails the expired ones with TimeoutError."""
+
+    _by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _AckDeadlines] = (
+        weakref.WeakKeyDictionary()
+    )
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.queue: deque[tuple[float, asyncio.Future[KafkaError | None]]] = deque()
+        self.task = loop.create_task(self._expire())
+
+    @classmethod
+    def of(cls, loop: asyncio.AbstractEventLoop) -> _AckDeadlines:
+        current = cls._by_loop.get(loop)
+        if current is None or current.task.done():
+            current = cls._by_loop[loop] = cls(loop)
+        return current
+
+    def add(self, deadline: float, future: asyncio.Future[KafkaError | None]) -> None:
+        self.queue.append((deadline, future))
+
+    async def _expire(self, every_s: float = 0.5) -> None:
+        queue = self.queue
+        while True:
+            await asyncio.sleep(every_s)
+            now = time.monotonic()
+            while queue and (queue[0][1].done() or queue[0][0] <= now):
+                _, future = queue.popleft()
+                if not future.done():
+                    future.set_exception(TimeoutError())
+
+
 class OneAck:
     """The delivery report of a single message (a registration): :meth:`wait` answers as
     :class:`Acks` does for a group of one, with one asyncio future and no lock."""
@@ -130,10 +165,12 @@ class OneAck:
             self._future.set_result(err)
 
     async def wait(self, timeout_s: float) -> None:
-        """Wait for the report; :class:`Unavailable` if it failed or did not come in time."""
+        """Wait for the report; :class:`Unavailable` if it failed or did not come in time
+        (checked twice a second for all of a loop's acks, not by a timer each: librdkafka
+        reports every message by ``message.timeout.ms``, this is only the safety net)."""
+        _AckDeadlines.of(self._loop).add(time.monotonic() + timeout_s, self._future)
         try:
-            async with asyncio.timeout(timeout_s):
-                err = await self._future
+            err = await self._future
         except TimeoutError:
             raise Unavailable(
                 "the event broker did not acknowledge the events in time; retry",
