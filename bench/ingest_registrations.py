@@ -10,11 +10,17 @@ as root) and the local stack (Kafka, registry, Redis). Two servers, each one uvi
 - **baseline**: a bare ASGI callable: read the body, produce it (raw bytes) with the same
   ingest producer (idempotent, ``acks=all``, ``linger.ms`` 5, lz4), wait for the broker's ack,
   answer 202 with a small JSON body. No FastAPI, no validation, no Redis, no request log.
-- **registrations**: the real ingest app (``create_app``: request-context/log middleware, body
-  limit, CORS, security headers, FastAPI validation, phone rules, the Redis rate-limit script,
-  Avro, broker ack). The rate limit is configured **high** (10⁹ per second, burst 10⁹) so
-  that it is evaluated on every request but never refuses one: wrk sends everything from
-  127.0.0.1, one client.
+- **registrations**: the real ingest app (``create_app``) as it runs: the registrations fast
+  path (``fast_registrations.py``: request id and request log, body limit, validation, phone
+  rules, the Redis rate-limit script, Avro, broker ack, CORS and security headers, without
+  FastAPI's routing and middleware stack).
+- **fastapi** (``--compare-fastapi``): the same app with ``LEADSTREAM_REGISTRATION_FAST_PATH=
+  false``: the route through FastAPI and its middleware (request-context/log, body limit,
+  CORS, security headers), as before the fast path.
+
+In both apps the rate limit is configured **high** (10⁹ per second, burst 10⁹) so
+that it is evaluated on every request but never refuses one: wrk sends everything from
+127.0.0.1, one client.
 
 Each request carries a distinct valid GB mobile (a wrk Lua counter), so events spread over
 the partitions as real traffic does. Two measurements per server and round: throughput
@@ -129,7 +135,7 @@ def _registrations_app() -> Any:
 def serve(kind: str, port: int) -> None:
     import uvicorn
 
-    app = _baseline_app() if kind == "baseline" else _registrations_app()
+    app = _baseline_app() if kind == "baseline" else _registrations_app()  # fastapi: env
     uvicorn.run(
         app,
         host="127.0.0.1",
@@ -265,6 +271,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--rate", type=float, default=2000.0, help="paced rate for latency")
     parser.add_argument("--no-append", action="store_true")
+    parser.add_argument(
+        "--compare-fastapi",
+        action="store_true",
+        help="also measure the app with LEADSTREAM_REGISTRATION_FAST_PATH=false (the route "
+        "through FastAPI and its middleware), in the same run",
+    )
     parser.add_argument("--serve", nargs=2, metavar=("KIND", "PORT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
@@ -288,14 +300,20 @@ def main() -> None:
         "LEADSTREAM_REGISTRATION_RATE_BURST": HIGH,
         "LEADSTREAM_REGISTRATION_PENDING_TTL_S": "600",
     }
-    results: dict[str, list[tuple[WrkResult, WrkResult]]] = {"baseline": [], "registrations": []}
+    kinds = ("baseline", "registrations", *(("fastapi",) if args.compare_fastapi else ()))
+    results: dict[str, list[tuple[WrkResult, WrkResult]]] = {kind: [] for kind in kinds}
     with tempfile.TemporaryDirectory() as tmp:
         script = Path(tmp) / "post.lua"
         script.write_text(WRK_SCRIPT)
         try:
             for _ in range(args.rounds):
-                for kind in ("baseline", "registrations"):
-                    server = Server(kind, env)
+                for kind in kinds:
+                    server = Server(
+                        kind,
+                        {**env, "LEADSTREAM_REGISTRATION_FAST_PATH": "false"}
+                        if kind == "fastapi"
+                        else env,
+                    )
                     try:
                         wrk(server.url, 3, CONNECTIONS, script)  # warm-up
                         peak = measured(server, args.duration, script)
@@ -335,7 +353,7 @@ def report(results: dict[str, list[tuple[WrkResult, WrkResult]]], args: Any) -> 
         f"errors |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for kind in ("baseline", "registrations"):
+    for kind in results:
         runs = results[kind]
         lines.append(
             f"| {kind} | {med(kind, lambda r: r[0].requests_s):,.0f} | "
@@ -360,6 +378,15 @@ def report(results: dict[str, list[tuple[WrkResult, WrkResult]]], args: Any) -> 
         f"- registrations peak = **{peak_app:,.0f} req/s** (target ≥ 5,000)",
         f"- registrations p99 at {rate:,.0f} req/s = **{p99:.1f} ms** (target ≤ 25 ms at 2,000)",
     ]
+    if "fastapi" in results:
+        slow = med("fastapi", lambda r: r[0].requests_s)
+        slow_cpu = med("fastapi", lambda r: r[0].server_cpu_us)
+        cpu = med("registrations", lambda r: r[0].server_cpu_us)
+        lines.append(
+            f"- the same app through FastAPI (`fastapi` row, fast path off): {slow:,.0f} req/s, "
+            f"{slow_cpu:,.0f} µs per request; the fast path serves {peak_app / slow:.1f}× the "
+            f"requests at {slow_cpu / cpu:.1f}× less CPU each"
+        )
     return "\n".join(lines)
 
 

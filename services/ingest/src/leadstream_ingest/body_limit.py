@@ -21,10 +21,26 @@ import asyncio
 import json
 import time
 from collections.abc import Mapping
+from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from leadstream_ingest.config import IngestSettings
 from leadstream_ingest.errors import RequestTimeout, TooLarge
+
+
+def body_limit_options(settings: IngestSettings) -> dict[str, Any]:
+    """The app's :class:`BodyLimitMiddleware` options (one place: the registrations fast path
+    enforces the same)."""
+    return {
+        "default": settings.max_body_bytes,
+        "limits": {
+            "/v1/uploads": settings.max_upload_bytes,
+            "/v1/webhooks/": settings.webhook_max_body_bytes,
+        },
+        "read_timeout_s": settings.body_read_timeout_s,
+        "min_rate": settings.body_min_rate_bytes_s,
+    }
 
 
 class BodyTooLarge(TooLarge):

@@ -129,6 +129,12 @@ class IngestSettings(EventSettings):
     registration_pending_ttl_s: int = Field(
         default=7 * 86_400, ge=60, description="How long an accepted id polls as pending."
     )
+    registration_fast_path: bool = Field(
+        default=True,
+        description="Serve POST /v1/registrations (and its CORS preflight) by the raw-ASGI "
+        "fast path in front of FastAPI (same answers, events and metrics; "
+        "leadstream_ingest.fast_registrations). False: through FastAPI and its middleware.",
+    )
     security_hsts_max_age_s: int = Field(default=31_536_000, ge=0)
     registration_writer_metrics_host: str = "127.0.0.1"
     registration_writer_metrics_port: int = Field(default=9108, ge=0)

@@ -66,12 +66,11 @@ def error_body(request: Request, code: str, reason: str, **extra: Any) -> dict[s
     }
 
 
-async def _ingest_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, IngestError)
+def ingest_error_answer(exc: IngestError) -> tuple[int, str, str, dict[str, Any], dict[str, str]]:
+    """status, code, reason, extra body fields and headers of a domain error (the HTTP
+    edge's one mapping, shared by the exception handler and the registrations fast path)."""
     status = status_of(exc)
-    body = error_body(request, exc.code, exc.reason)
-    if exc.details:
-        body["details"] = exc.details
+    extra: dict[str, Any] = {"details": exc.details} if exc.details else {}
     headers: dict[str, str] = {}
     if status == 401:
         headers["WWW-Authenticate"] = "Bearer"
@@ -79,6 +78,13 @@ async def _ingest_error(request: Request, exc: Exception) -> JSONResponse:
         headers["Retry-After"] = "5"
     if isinstance(exc, TooManyRequests):
         headers["Retry-After"] = str(exc.retry_after_s)
+    return status, exc.code, exc.reason, extra, headers
+
+
+async def _ingest_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, IngestError)
+    status, code, reason, extra, headers = ingest_error_answer(exc)
+    body = error_body(request, code, reason, **extra)
     return JSONResponse(body, status_code=status, headers=headers)
 
 
@@ -87,22 +93,25 @@ def _loc(loc: tuple[int | str, ...]) -> str:
     return ".".join(parts) or "body"
 
 
-async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, RequestValidationError)
-    errors = list(exc.errors())
+def validation_answer(errors: list[Any]) -> tuple[int, str, str, dict[str, Any]]:
+    """status, code, reason and extra body fields of FastAPI validation errors."""
     if any(e.get("type") == "json_invalid" for e in errors):
         first = next(e for e in errors if e.get("type") == "json_invalid")
         detail = first.get("ctx", {}).get("error", "invalid JSON")
-        body = error_body(request, "malformed_json", f"the body is not valid JSON: {detail}")
-        return JSONResponse(body, status_code=400)
+        return 400, "malformed_json", f"the body is not valid JSON: {detail}", {}
     shown = [
         {"loc": _loc(tuple(e.get("loc", ()))), "message": e.get("msg", ""), "type": e.get("type")}
         for e in errors[:50]
     ]
     first = shown[0] if shown else {"loc": "body", "message": "invalid request"}
     reason = f"{first['loc']}: {first['message']}"
-    body = error_body(request, "invalid_request", reason, errors=shown)
-    return JSONResponse(body, status_code=422)
+    return 422, "invalid_request", reason, {"errors": shown}
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    status, code, reason, extra = validation_answer(list(exc.errors()))
+    return JSONResponse(error_body(request, code, reason, **extra), status_code=status)
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
@@ -116,7 +125,8 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
 
-async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
+def unavailable_answer(exc: Exception) -> tuple[int, str, str, dict[str, str]]:
+    """status, code, reason and headers of a dependency that did not answer (logged)."""
     what = {
         OperationalError: "the database",
         DatabaseUnavailableError: "the database",
@@ -126,8 +136,12 @@ async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
     }
     name = next((v for k, v in what.items() if isinstance(exc, k)), "a dependency")
     log.warning("%s unavailable: %s: %s", name, type(exc).__name__, exc)
-    body = error_body(request, "unavailable", f"{name} is unavailable; retry later")
-    return JSONResponse(body, status_code=503, headers={"Retry-After": "5"})
+    return 503, "unavailable", f"{name} is unavailable; retry later", {"Retry-After": "5"}
+
+
+async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
+    status, code, reason, headers = unavailable_answer(exc)
+    return JSONResponse(error_body(request, code, reason), status_code=status, headers=headers)
 
 
 async def _unstorable(request: Request, exc: Exception) -> JSONResponse:

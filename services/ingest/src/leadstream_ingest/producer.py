@@ -12,13 +12,16 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Mapping
+import weakref
+from collections import deque
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from confluent_kafka import KafkaError, Message, Producer
 
 from leadstream.events import Serde
 from leadstream.settings import Settings
+from leadstream_ingest.avro_compiled import compiled_encoder
 from leadstream_ingest.config import IngestSettings
 from leadstream_ingest.errors import Unavailable
 
@@ -104,6 +107,82 @@ class Acks:
             )
 
 
+class _AckDeadlines:
+    """The deadlines of one event loop's :class:`OneAck` waits, in a FIFO (they are added
+    with the same timeout, so in order); one task fails the expired ones with TimeoutError."""
+
+    _by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _AckDeadlines] = (
+        weakref.WeakKeyDictionary()
+    )
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.queue: deque[tuple[float, asyncio.Future[KafkaError | None]]] = deque()
+        self.task = loop.create_task(self._expire())
+
+    @classmethod
+    def of(cls, loop: asyncio.AbstractEventLoop) -> _AckDeadlines:
+        current = cls._by_loop.get(loop)
+        if current is None or current.task.done():
+            current = cls._by_loop[loop] = cls(loop)
+        return current
+
+    def add(self, deadline: float, future: asyncio.Future[KafkaError | None]) -> None:
+        self.queue.append((deadline, future))
+
+    async def _expire(self, every_s: float = 0.5) -> None:
+        queue = self.queue
+        while True:
+            await asyncio.sleep(every_s)
+            now = time.monotonic()
+            while queue and (queue[0][1].done() or queue[0][0] <= now):
+                _, future = queue.popleft()
+                if not future.done():
+                    future.set_exception(TimeoutError())
+
+
+class OneAck:
+    """The delivery report of a single message (a registration): :meth:`wait` answers as
+    :class:`Acks` does for a group of one, with one asyncio future and no lock."""
+
+    __slots__ = ("_future", "_loop")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._future: asyncio.Future[KafkaError | None] = loop.create_future()
+
+    def expect(self) -> None:
+        pass
+
+    def unexpect(self) -> None:
+        pass
+
+    def __call__(self, err: KafkaError | None, _msg: Message) -> None:
+        """The delivery callback (runs on the poll thread)."""
+        self._loop.call_soon_threadsafe(self._finish, err)
+
+    def _finish(self, err: KafkaError | None) -> None:
+        if not self._future.done():
+            self._future.set_result(err)
+
+    async def wait(self, timeout_s: float) -> None:
+        """Wait for the report; :class:`Unavailable` if it failed or did not come in time
+        (checked twice a second for all of a loop's acks, not by a timer each: librdkafka
+        reports every message by ``message.timeout.ms``, this is only the safety net)."""
+        _AckDeadlines.of(self._loop).add(time.monotonic() + timeout_s, self._future)
+        try:
+            err = await self._future
+        except TimeoutError:
+            raise Unavailable(
+                "the event broker did not acknowledge the events in time; retry",
+                code="broker_timeout",
+            ) from None
+        if err is not None:
+            log.warning("%d of %d deliveries failed: %s", 1, 1, err)
+            raise Unavailable(
+                "the event broker refused 1 of 1 events; retry", code="broker_unavailable"
+            )
+
+
 class Failures:
     """Delivery failures of a bulk send (the bulk producer reports only failures)."""
 
@@ -133,6 +212,7 @@ class EventProducer:
     def __init__(self, settings: IngestSettings, serde: Serde) -> None:
         self.settings = settings
         self.serde = serde
+        self._encoders: dict[str, Callable[[Mapping[str, Any]], bytes]] = {}
         self.ack_timeout_s = settings.producer_message_timeout_ms / 1000 + 5
         self._producer = Producer(
             {
@@ -177,7 +257,15 @@ class EventProducer:
         return self.settings.topic(logical)
 
     def encode(self, logical_topic: str, value: Mapping[str, Any]) -> bytes:
-        return self.serde.serialize(value, logical_topic)
+        """The framed Avro bytes of ``value`` (through the topic's compiled encoder, made
+        after its first record: ``avro_compiled``, the same bytes)."""
+        encoder = self._encoders.get(logical_topic)
+        if encoder is not None:
+            return encoder(value)
+        data = self.serde.serialize(value, logical_topic)
+        codec = self.serde.codec(logical_topic)
+        self._encoders[logical_topic] = compiled_encoder(codec, data[:5])
+        return data
 
     def produce(
         self,
@@ -185,7 +273,7 @@ class EventProducer:
         value: bytes,
         key: str | bytes | None,
         headers: Headers | None,
-        acks: Acks,
+        acks: Acks | OneAck,
         *,
         deadline_s: float | None = None,
     ) -> None:

@@ -24,6 +24,7 @@ again for ``retry_s``, so an outage costs one timeout, not one per request.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import logging
 import math
@@ -177,6 +178,7 @@ class TrustedProxies(Sequence[str]):
         return iter(self._entries)
 
 
+@functools.lru_cache(maxsize=4096)  # parsing the address cost more than the rest of admit
 def client_bucket(ip: str | None, ipv6_prefix: int = 64) -> str:
     """Whose allowance a request spends: the IPv4 address, or the IPv6 network (one host
     usually holds a whole /64, so limiting single IPv6 addresses limits nothing)."""

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import uuid
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any, Literal
 
@@ -25,6 +24,7 @@ from prometheus_client import Counter
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 from redis.exceptions import RedisError
 from starlette.concurrency import run_in_threadpool
+from starlette.types import Scope
 
 from leadstream.db.contacts import DatabaseUnavailableError
 from leadstream.db.registrations import RegistrationStore
@@ -45,7 +45,8 @@ from leadstream_ingest.deps import get_services
 from leadstream_ingest.errors import NotFound, Unavailable
 from leadstream_ingest.phones import InvalidPhone, Phone, PhoneRules
 from leadstream_ingest.problems import error_body
-from leadstream_ingest.producer import Acks
+from leadstream_ingest.producer import OneAck
+from leadstream_ingest.random_ids import uuid4_hex, uuid4_str
 from leadstream_ingest.ratelimit import (
     RateLimited,
     RateLimiter,
@@ -167,16 +168,32 @@ class Registrations:
 
     def context(self, request: Request) -> RequestContext:
         headers = request.headers
-        supplied = headers.get("x-request-id")
-        request_id = getattr(request.state, "request_id", None)
+        return self.context_of(
+            request.scope,
+            getattr(request.state, "request_id", None),
+            headers.get("x-request-id"),
+            headers.get("user-agent"),
+            headers.get("referer"),
+        )
+
+    def context_of(
+        self,
+        scope: Scope,
+        request_id: str | None,
+        supplied: str | None,
+        user_agent: str | None,
+        referrer: str | None,
+    ) -> RequestContext:
+        """The request's context from the request id the middleware chose and the first
+        ``X-Request-ID``, ``User-Agent`` and ``Referer`` headers (as text)."""
         if request_id is None or request_id == supplied:
-            request_id = uuid.uuid4().hex  # see the module docstring
+            request_id = uuid4_hex()  # see the module docstring
         return RequestContext(
             request_id=request_id,
             api_key_id=None,
-            ip_address=client_ip(request.scope, self.proxies),
-            user_agent=(headers.get("user-agent") or "")[:1024] or None,
-            referrer=(headers.get("referer") or "")[:2048] or None,
+            ip_address=client_ip(scope, self.proxies),
+            user_agent=(user_agent or "")[:1024] or None,
+            referrer=(referrer or "")[:2048] or None,
         )
 
     async def admit(self, ctx: RequestContext) -> bool:
@@ -203,10 +220,10 @@ class Registrations:
             await asyncio.to_thread(self.codec.prepare)
             self._prepared = True
         producer = self.services.producer
-        event = registration_event(body, phone, ctx, event_id=str(uuid.uuid4()))
-        acks = Acks(asyncio.get_running_loop())
+        event = registration_event(body, phone, ctx, event_id=uuid4_str())
+        acks = OneAck(asyncio.get_running_loop())
         # deadline 0: a full producer queue is a 503 now, never a blocked event loop
-        producer.produce(TOPIC, self.codec.serialize(event), phone.e164, None, acks, deadline_s=0)
+        producer.produce(TOPIC, producer.encode(TOPIC, event), phone.e164, None, acks, deadline_s=0)
         await acks.wait(producer.ack_timeout_s)
         self.outcomes.labels("accepted").inc()
 
@@ -238,13 +255,23 @@ class Registrations:
             log.warning("could not drop the pending mark of %s: %s", request_id, exc)
 
 
-async def get_registrations(request: Request) -> Registrations:
-    services = get_services(request)
-    current: Registrations | None = getattr(request.app.state, "registrations", None)
+def registrations_of(state: Any, services: Services) -> Registrations:
+    """The app's :class:`Registrations` (``app.state.registrations``), made on first use."""
+    current: Registrations | None = getattr(state, "registrations", None)
     if current is None or current.services is not services:
         current = Registrations(services)
-        request.app.state.registrations = current
+        state.registrations = current
     return current
+
+
+async def get_registrations(request: Request) -> Registrations:
+    return registrations_of(request.app.state, get_services(request))
+
+
+def rate_limited_answer(exc: RateLimited) -> tuple[int, str, str, dict[str, str]]:
+    """status, code, reason and headers of a refusal by the rate limit."""
+    reason = f"too many registrations from your address; retry in {exc.retry_after_s} s"
+    return 429, "rate_limited", reason, {"Retry-After": str(exc.retry_after_s), **NO_STORE}
 
 
 RegistrationsDep = Annotated[Registrations, Depends(get_registrations)]
@@ -272,11 +299,9 @@ class _RegistrationRoute(APIRoute):
                     await pending[0].forget(pending[1])
                 if not isinstance(exc, RateLimited):
                     raise
-                reason = f"too many registrations from your address; retry in {exc.retry_after_s} s"
+                status, code, reason, headers = rate_limited_answer(exc)
                 return JSONResponse(
-                    error_body(request, "rate_limited", reason),
-                    status_code=429,
-                    headers={"Retry-After": str(exc.retry_after_s), **NO_STORE},
+                    error_body(request, code, reason), status_code=status, headers=headers
                 )
 
         return handle

@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 import re
 import time
-import uuid
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
@@ -26,6 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from leadstream_ingest.body_limit import send_json
 from leadstream_ingest.client_ip import client_ip
 from leadstream_ingest.contacts import now_ms
+from leadstream_ingest.random_ids import uuid4_hex
 
 log = logging.getLogger(__name__)
 _SANE_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
@@ -42,7 +42,7 @@ def request_id_of(raw: bytes | None) -> tuple[str, bool]:
             text = ""
         if _SANE_ID.fullmatch(text):
             return text, True
-    return uuid.uuid4().hex, False
+    return uuid4_hex(), False
 
 
 def masked_path(path: str) -> str:
@@ -72,7 +72,7 @@ class RequestContextMiddleware:
         headers = {k: v for k, v in scope.get("headers", ())}
         request_id, supplied = request_id_of(headers.get(b"x-request-id"))
         # The log event's id is unique even when a client reuses its own request id.
-        event_id = uuid.uuid4().hex if supplied else request_id
+        event_id = uuid4_hex() if supplied else request_id
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
         id_header = (b"x-request-id", request_id.encode())
