@@ -14,14 +14,13 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from confluent_kafka import KafkaError, Message, Producer
 
 from leadstream.events import Serde
 from leadstream.settings import Settings
-from leadstream_ingest.avro_compiled import compiled_encoder
 from leadstream_ingest.config import IngestSettings
 from leadstream_ingest.errors import Unavailable
 
@@ -212,7 +211,6 @@ class EventProducer:
     def __init__(self, settings: IngestSettings, serde: Serde) -> None:
         self.settings = settings
         self.serde = serde
-        self._encoders: dict[str, Callable[[Mapping[str, Any]], bytes]] = {}
         self.ack_timeout_s = settings.producer_message_timeout_ms / 1000 + 5
         self._producer = Producer(
             {
@@ -257,15 +255,9 @@ class EventProducer:
         return self.settings.topic(logical)
 
     def encode(self, logical_topic: str, value: Mapping[str, Any]) -> bytes:
-        """The framed Avro bytes of ``value`` (through the topic's compiled encoder, made
-        after its first record: ``avro_compiled``, the same bytes)."""
-        encoder = self._encoders.get(logical_topic)
-        if encoder is not None:
-            return encoder(value)
-        data = self.serde.serialize(value, logical_topic)
-        codec = self.serde.codec(logical_topic)
-        self._encoders[logical_topic] = compiled_encoder(codec, data[:5])
-        return data
+        """The framed Avro bytes of ``value`` (the codec's encoder compiled from the schema,
+        ``leadstream.events.compiled``; fastavro for anything it does not take)."""
+        return self.serde.serialize(value, logical_topic)
 
     def produce(
         self,
