@@ -24,6 +24,7 @@ apt_missing=()
 [ -x "$PG_BIN/postgres" ] || apt_missing+=(postgresql)
 command -v redis-server >/dev/null || apt_missing+=(redis-server)
 command -v kcat >/dev/null || apt_missing+=(kcat)
+command -v wrk >/dev/null || apt_missing+=(wrk)  # the ingest benchmarks load the server with it
 [ -x /usr/bin/chromium ] || apt_missing+=(chromium)  # the status page test drives it headless
 if [ ${#apt_missing[@]} -gt 0 ]; then
   need apt-get "install ${apt_missing[*]} with your system's package manager"
