@@ -5,8 +5,12 @@ from __future__ import annotations
 import datetime as dt
 import os
 import platform
+import sys
 import uuid
+from collections.abc import Iterable
 from pathlib import Path
+
+from confluent_kafka.admin import AdminClient
 
 from leadstream.infra import InfraSettings
 from leadstream.settings import Settings
@@ -93,3 +97,12 @@ def cpu_seconds(pid: int) -> float:
 
 def load_average() -> str:
     return " / ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def delete_topics(admin: AdminClient, names: Iterable[str]) -> None:
+    """Delete the run's topics; one that cannot be deleted is reported, not fatal."""
+    for future in admin.delete_topics(list(names)).values():
+        try:
+            future.result(timeout=30)
+        except Exception as exc:
+            print(f"could not delete a bench topic: {exc}", file=sys.stderr)

@@ -31,7 +31,7 @@ from typing import Any
 import httpx
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from bench.common import append_results, bench_settings
+from bench.common import append_results, bench_settings, delete_topics
 from bench.ingest_registrations import (
     BASELINE_TOPIC,
     CONNECTIONS,
@@ -163,11 +163,7 @@ def main() -> None:
         keys.revoke(key.key.key_id)
         engine.dispose()
         names = [s.name for s in CATALOG] + [BASELINE_TOPIC]
-        for f in admin.delete_topics([settings.topic(t) for t in names]).values():
-            try:
-                f.result(timeout=30)
-            except Exception as exc:
-                print(f"could not delete a bench topic: {exc}", file=sys.stderr)
+        delete_topics(admin, [settings.topic(t) for t in names])
     body = report(rows, args)
     print(body)
     if not args.no_append:

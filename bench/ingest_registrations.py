@@ -53,7 +53,7 @@ from typing import Any
 import httpx
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from bench.common import append_results, bench_settings
+from bench.common import append_results, bench_settings, delete_topics
 from leadstream.events import Serde, register_schemas
 from leadstream.topics import CATALOG, TopicSettings, apply
 
@@ -324,11 +324,7 @@ def main() -> None:
                     print(kind, peak, at_rate, flush=True)
         finally:
             names = [s.name for s in CATALOG] + [BASELINE_TOPIC]
-            for f in admin.delete_topics([settings.topic(t) for t in names]).values():
-                try:
-                    f.result(timeout=30)
-                except Exception as exc:
-                    print(f"could not delete a bench topic: {exc}", file=sys.stderr)
+            delete_topics(admin, [settings.topic(t) for t in names])
     body = report(results, args)
     print(body)
     if not args.no_append:
