@@ -23,13 +23,21 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import append_results, cpu_seconds, load_average, peak_rss_mib, proc_tree
+from bench.common import (
+    append_results,
+    load_average,
+    machine_cpu_seconds,
+    peak_rss_mib,
+    proc_tree,
+    tree_cpu_seconds,
+)
 from leadstream.demo import run as sample_run
 from leadstream.demo.sample import write_sample
 from leadstream.infra import InfraSettings, Stack
@@ -75,7 +83,10 @@ def run_ours(path: Path, timeout: float) -> dict[str, Any]:
     try:
         services.up(report=print)
         pids = {s.name: s.pid for s in services.status() if s.pid is not None}
-        cpu0 = {n: sum(cpu_seconds(p) for p in proc_tree(pid)) for n, pid in pids.items()}
+        stack = {s.name: s.pid for s in Stack(cfg).status() if s.pid is not None}
+        cpu0 = {n: tree_cpu_seconds(pid) for n, pid in pids.items()}
+        stack0 = {n: tree_cpu_seconds(pid) for n, pid in stack.items()}
+        machine0 = machine_cpu_seconds()
         load_start = load_average()
         history: list[tuple[float, dict[str, int]]] = []
         t0 = time.monotonic()
@@ -98,7 +109,9 @@ def run_ours(path: Path, timeout: float) -> dict[str, Any]:
             n: (peak_rss_mib(pid), sum(peak_rss_mib(p) for p in proc_tree(pid)))
             for n, pid in pids.items()
         }
-        cpu = {n: sum(cpu_seconds(p) for p in proc_tree(pid)) - cpu0[n] for n, pid in pids.items()}
+        cpu = {n: tree_cpu_seconds(pid) - cpu0[n] for n, pid in pids.items()}
+        stack_cpu = {n: tree_cpu_seconds(pid) - stack0[n] for n, pid in stack.items()}
+        machine1 = machine_cpu_seconds()
     finally:
         services.down(report=print)
     return {
@@ -110,6 +123,8 @@ def run_ours(path: Path, timeout: float) -> dict[str, Any]:
         "stages": stage_rates(history),
         "rss": rss,
         "cpu": cpu,
+        "stack_cpu": stack_cpu,
+        "machine_cpu": (machine1[0] - machine0[0], machine1[1] - machine0[1]),
         "load": (load_start, load_end),
     }
 
@@ -168,6 +183,7 @@ def report(rows: int, ours: dict[str, Any], celery: dict[str, Any] | None, cmd: 
     total_cpu = sum(ours["cpu"].values())
     lines.append(f"| all services | {sum(t for _, t in ours['rss'].values()):,.0f} MiB | "
                  f"{total_cpu:,.1f} s |")  # fmt: skip
+    lines += _cpu_budget(ours, acc["rows_accepted"], total_cpu)
     if celery is not None:
         c_rows = celery["rows"]
         c_rate = c_rows / celery["seconds"]
@@ -208,6 +224,29 @@ def report(rows: int, ours: dict[str, Any], celery: dict[str, Any] | None, cmd: 
     else:
         lines += ["", f"- ours end to end = **{rate:,.0f} contacts/s** (target ≥ 10,000)"]
     return "\n".join(lines)
+
+
+def _cpu_budget(ours: dict[str, Any], contacts: int, services_cpu: float) -> list[str]:
+    """Where the machine's CPU went during the run: the stack's servers beside our services,
+    the machine as a whole, and CPU per contact (what a rate on 2 cores can be at most)."""
+    stack_cpu = ours["stack_cpu"]
+    busy, total = ours["machine_cpu"]
+    lines = ["", "| stack server | CPU during the run |", "|---|---|"]
+    lines += [f"| {name} | {cpu:,.1f} s |" for name, cpu in stack_cpu.items()]
+    stack_total = sum(stack_cpu.values())
+    both = services_cpu + stack_total
+    lines += [
+        f"| all stack servers | {stack_total:,.1f} s |",
+        "",
+        f"- CPU per contact: services {services_cpu / contacts * 1e6:,.0f} µs + stack "
+        f"{stack_total / contacts * 1e6:,.0f} µs = **{both / contacts * 1e6:,.0f} µs**; at that "
+        f"cost {os.cpu_count()} cores carry at most {contacts / both * (os.cpu_count() or 1):,.0f}"
+        " contacts/s",
+        f"- the machine was busy {busy:,.1f} of {total:,.1f} CPU-seconds ({busy / total:.0%}); "
+        f"services and stack account for {both:,.1f} s of it (the rest: the benchmark's own "
+        "follower, the kernel, anything else running)",
+    ]
+    return lines
 
 
 def _fmt(counts: dict[str, int]) -> str:

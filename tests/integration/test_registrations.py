@@ -31,7 +31,7 @@ from leadstream.events import Serde
 from leadstream.infra import Stack
 from leadstream.runtime import RunResult, RuntimeConfig, StageRunner
 from leadstream_ingest.config import IngestSettings
-from leadstream_ingest.ratelimit import SCRIPT, RatePolicy, gcra
+from leadstream_ingest.ratelimit import SCRIPT, RateLimited, RateLimiter, RatePolicy, gcra
 from leadstream_ingest.registration_writer import build_stage
 from tests.integration.test_ingest_fixtures import Server, ingest_world
 from tests.support.kafka import read_all
@@ -439,6 +439,85 @@ def test_the_script_is_atomic_under_concurrency(reg: Reg) -> None:
 
 
 # ------------------------------------------------------------------ Redis / Kafka down
+
+
+class _Proxy:
+    """A TCP relay on loopback in front of Redis that can be cut: the limiter then meets a
+    real connection failure (refused, reset), not a mocked one."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self.server: asyncio.Server | None = None
+        self.writers: list[asyncio.StreamWriter] = []
+
+    async def start(self) -> int:
+        self.server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
+        return int(self.server.sockets[0].getsockname()[1])
+
+    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(*self.target)
+        self.writers += [writer, up_writer]
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(OSError):
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            dst.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+    async def cut(self) -> None:
+        assert self.server is not None
+        self.server.close()
+        for w in self.writers:
+            w.close()
+        await self.server.wait_closed()
+
+
+def test_the_memory_fallback_takes_over_where_redis_left_off(reg: Reg) -> None:
+    """Redis goes away mid-flood (here: its connection is cut): a client that spent its
+    allowance through Redis stays refused, one that spent part of it keeps the rest, and a
+    new one gets its allowance, all from this process's memory, which followed Redis."""
+    policy = RatePolicy(limit=1, period_s=3600, burst=3)
+    prefix = f"{reg.settings.topic_prefix}follow-{uuid.uuid4().hex[:8]}:"
+    url = httpx.URL(reg.settings.redis_url)
+
+    async def admitted(limiter: RateLimiter, bucket: str, n: int) -> list[bool]:
+        out = []
+        for _ in range(n):
+            try:
+                await limiter.admit(bucket)
+                out.append(True)
+            except RateLimited:
+                out.append(False)
+        return out
+
+    async def main() -> tuple[list[bool], ...]:
+        proxy = _Proxy((url.host or "127.0.0.1", url.port or 6379))
+        client = redis.asyncio.Redis(host="127.0.0.1", port=await proxy.start())
+        limiter = RateLimiter(client, policy, key_prefix=prefix, timeout_s=2, fail_open=True)
+        try:
+            through_redis = await admitted(limiter, "spent", 4) + await admitted(
+                limiter, "partly", 1
+            )
+            assert limiter.failures == 0
+            await proxy.cut()
+            from_memory = (
+                await admitted(limiter, "spent", 2)
+                + await admitted(limiter, "partly", 3)
+                + await admitted(limiter, "new", 4)
+            )
+            assert limiter.failures == 9
+        finally:
+            with contextlib.suppress(Exception):
+                await client.aclose()
+        return through_redis, from_memory
+
+    through_redis, from_memory = asyncio.run(main())
+    assert through_redis == [True, True, True, False, True]
+    # spent: refused; partly: its 2 left; new: its burst of 3
+    assert from_memory == [False, False, True, True, False, True, True, True, False]
 
 
 @pytest.mark.parametrize("fail_open", [True, False])

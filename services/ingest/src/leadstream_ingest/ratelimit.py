@@ -17,7 +17,10 @@ Redis unreachable or slower than ``timeout_s``: fail open (the default) or close
 (:class:`~leadstream_ingest.errors.Unavailable`, 503), per settings. "Open" is never
 "unlimited": the same policy is then enforced in memory, per process (:class:`LocalBuckets`),
 so a client gets at most its allowance per ingest instance while Redis is away — and a flood
-that makes Redis answers late cannot switch the limit off. After a failure Redis is not asked
+that makes Redis answers late cannot switch the limit off. The memory buckets follow every
+answer Redis gives, so they take over where Redis left off: a client refused a moment ago
+stays refused, and one ingest instance never grants a client more than its allowance, Redis
+or not (several instances: at most its allowance per instance while Redis is away). After a failure Redis is not asked
 again for ``retry_s``, so an outage costs one timeout, not one per request.
 """
 
@@ -217,12 +220,28 @@ class LocalBuckets:
     def decide(self, bucket: str, now_ms: float) -> Decision:
         decision, new_tat = gcra(self._tats.get(bucket), now_ms, self.policy)
         if new_tat is not None:
-            if bucket not in self._tats and len(self._tats) >= self.max_entries:
-                self._tats = {b: t for b, t in self._tats.items() if t > now_ms}
-                if len(self._tats) >= self.max_entries:
-                    self._tats.clear()
-            self._tats[bucket] = new_tat
+            self._set(bucket, new_tat, now_ms)
         return Decision(decision.allowed, decision.retry_after_s, decision.remaining, True)
+
+    def follow(self, bucket: str, now_ms: float, allowed: bool, retry_after_s: float) -> None:
+        """Mirror a decision Redis made: an admitted request is spent here too; a refusal
+        moves the bucket to where Redis has it (``retry_after_s`` from now until the next
+        request fits)."""
+        if allowed:
+            _, new_tat = gcra(self._tats.get(bucket), now_ms, self.policy)
+            if new_tat is not None:
+                self._set(bucket, new_tat, now_ms)
+        else:
+            tat = now_ms + self.policy.tolerance_ms + retry_after_s * 1000
+            if tat > self._tats.get(bucket, 0.0):
+                self._set(bucket, tat, now_ms)
+
+    def _set(self, bucket: str, tat: float, now_ms: float) -> None:
+        if bucket not in self._tats and len(self._tats) >= self.max_entries:
+            self._tats = {b: t for b, t in self._tats.items() if t > now_ms}
+            if len(self._tats) >= self.max_entries:
+                self._tats.clear()
+        self._tats[bucket] = tat
 
 
 class RateLimiter:
@@ -289,7 +308,9 @@ class RateLimiter:
             allowed, retry_ms, remaining = await future
         except (RedisError, OSError, TimeoutError):
             return self._unavailable(bucket)
-        return Decision(bool(allowed), float(retry_ms) / 1000, int(remaining))
+        decision = Decision(bool(allowed), float(retry_ms) / 1000, int(remaining))
+        self.local.follow(bucket, time.time() * 1000, decision.allowed, decision.retry_after_s)
+        return decision
 
     async def _flush(self) -> None:
         """Run the script for everything queued, batch after batch, until the queue is empty."""
