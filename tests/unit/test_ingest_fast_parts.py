@@ -102,3 +102,14 @@ def test_a_burst_of_reports_wakes_the_loop_once() -> None:
         return after_first, wakeups
 
     assert asyncio.run(main()) == (1, 2)
+
+
+def test_a_report_for_a_closed_loop_is_dropped_without_error() -> None:
+    loop = asyncio.new_event_loop()
+    ack = OneAck(loop)
+    loop.close()
+    ack(None, None)  # type: ignore[arg-type]  # as the poll thread would, late
+    ack(None, None)  # type: ignore[arg-type]
+    inbox = ack._inbox
+    assert not inbox._queue  # nothing kept
+    assert not inbox._scheduled  # no wake-up pending

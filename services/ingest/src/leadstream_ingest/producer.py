@@ -143,29 +143,30 @@ class _AckInbox:
     """Delivery reports of :class:`OneAck` handed from the poll thread to one event loop:
     the first report of a burst wakes the loop (``call_soon_threadsafe``, a write to its
     wake-up pipe), the others of the same ``poll`` only join the queue, so one wake-up and
-    one callback resolve them all instead of one each."""
+    one callback resolve them all instead of one each. The loop is held weakly (an inbox
+    never keeps a finished loop alive)."""
 
     _by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _AckInbox] = (
         weakref.WeakKeyDictionary()
     )
-    _last: tuple[asyncio.AbstractEventLoop, _AckInbox] | None = None
+    _last: _AckInbox | None = None
 
     __slots__ = ("__weakref__", "_loop", "_queue", "_scheduled")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
+        self._loop = weakref.ref(loop)
         self._queue: deque[tuple[asyncio.Future[KafkaError | None], KafkaError | None]] = deque()
         self._scheduled = False
 
     @classmethod
     def of(cls, loop: asyncio.AbstractEventLoop) -> _AckInbox:
         last = cls._last
-        if last is not None and last[0] is loop:
-            return last[1]
+        if last is not None and last._loop() is loop:
+            return last
         inbox = cls._by_loop.get(loop)
         if inbox is None:
             inbox = cls._by_loop[loop] = cls(loop)
-        cls._last = (loop, inbox)
+        cls._last = inbox
         return inbox
 
     def put(self, future: asyncio.Future[KafkaError | None], err: KafkaError | None) -> None:
@@ -174,11 +175,16 @@ class _AckInbox:
         behind without a wake-up to come."""
         self._queue.append((future, err))
         if not self._scheduled:
+            loop = self._loop()
+            if loop is None:  # nobody waits any more
+                self._queue.clear()
+                return
             self._scheduled = True
             try:
-                self._loop.call_soon_threadsafe(self._drain)
-            except RuntimeError:  # the loop is closed: nobody waits any more
+                loop.call_soon_threadsafe(self._drain)
+            except RuntimeError:  # the loop is closed
                 self._scheduled = False
+                self._queue.clear()
 
     def _drain(self) -> None:
         self._scheduled = False
