@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -270,3 +271,21 @@ def test_domain_errors_map_to_statuses() -> None:
     assert status_of(Conflict("x")) == 409
     assert status_of(TooLarge("x")) == 413
     assert status_of(InvalidInput("x")) == 422
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/webhooks/bison/s3cr3t",
+        "/v1/webhooks/bison/s3cr3t/more",
+        "/v1/webhooks//x",
+        "/v1/webhooks/",
+        "/v1/webhooksx/a/b",
+        "/v2/webhooks/a/b",
+        "/v1/registrations",
+        "",
+        "//v1/webhooks/a/b",
+    ],
+)
+def test_masked_path_is_the_pattern_substitution(path: str) -> None:
+    assert masked_path(path) == re.sub(r"^(/v1/webhooks/[^/]+/)[^/]+", r"\1***", path)

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import phonenumbers
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from phonenumbers import PhoneNumberType
 
 from leadstream.errors import ConfigError
 from leadstream_ingest.errors import InvalidInput
-from leadstream_ingest.phones import InvalidPhone, PhoneRules
+from leadstream_ingest.phones import InvalidPhone, PhoneRules, valid_for_region
 
 GB = PhoneRules.of("GB", None)
 GB_ELEVEN = PhoneRules.of("GB", r"^0\d{10}$")
@@ -90,3 +94,70 @@ def test_bad_settings_are_refused(region: str, pattern: str | None, message: str
 
 def test_region_is_case_insensitive() -> None:
     assert PhoneRules.of(" gb ", None).region == "GB"
+
+
+# ---------------------------------------------------------------- valid_for_region
+
+REGIONS = sorted(phonenumbers.SUPPORTED_REGIONS)
+CODES = sorted(phonenumbers.COUNTRY_CODE_TO_REGION_CODE)
+TYPES = [v for k, v in vars(PhoneNumberType).items() if k.isupper()]
+# the region itself, regions sharing its calling code, one elsewhere
+CHECKED_AGAINST = ["GB", "IM", "JE", "US", "CA", "DE", "FR", "IT", "AU", "IN"]
+
+
+def _same_validity(number: phonenumbers.PhoneNumber, region: str) -> None:
+    assert valid_for_region(number, region) == phonenumbers.is_valid_number_for_region(
+        number, region
+    ), (number, region)
+
+
+@pytest.mark.parametrize("region", REGIONS)
+def test_valid_for_region_agrees_on_example_numbers_of_every_region(region: str) -> None:
+    for kind in TYPES:
+        for example in (
+            phonenumbers.example_number_for_type(region, kind),
+            phonenumbers.invalid_example_number(region),
+        ):
+            if example is None:
+                continue
+            for against in (region, *CHECKED_AGAINST):
+                _same_validity(example, against)
+            for cut in (1, 2):  # one or two digits shorter / longer
+                for n in (example.national_number // 10**cut, example.national_number * 10**cut):
+                    number = phonenumbers.PhoneNumber(
+                        country_code=example.country_code, national_number=n
+                    )
+                    _same_validity(number, region)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(
+    st.sampled_from(CODES) | st.integers(0, 999),
+    st.integers(0, 10**17),
+    st.booleans(),
+    st.none() | st.integers(0, 3),
+    st.sampled_from(REGIONS),
+)
+def test_valid_for_region_agrees_on_random_numbers(
+    code: int, national: int, italian: bool, zeros: int | None, region: str
+) -> None:
+    number = phonenumbers.PhoneNumber(country_code=code, national_number=national)
+    if italian:
+        number.italian_leading_zero = True
+        number.number_of_leading_zeros = zeros
+    _same_validity(number, region)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.sampled_from(CHECKED_AGAINST), st.text("0123456789 +-()", min_size=5, max_size=18))
+def test_valid_for_region_agrees_on_parsed_text(region: str, text: str) -> None:
+    try:
+        number = phonenumbers.parse(text, region)
+    except phonenumbers.NumberParseException:
+        return
+    _same_validity(number, region)
+
+
+def test_valid_for_region_of_the_non_geographic_entity_is_phonenumbers_own() -> None:
+    number = phonenumbers.parse("+80012345678")
+    _same_validity(number, "001")

@@ -139,15 +139,73 @@ class _AckDeadlines:
                     future.set_exception(TimeoutError())
 
 
+class _AckInbox:
+    """Delivery reports of :class:`OneAck` handed from the poll thread to one event loop:
+    the first report of a burst wakes the loop (``call_soon_threadsafe``, a write to its
+    wake-up pipe), the others of the same ``poll`` only join the queue, so one wake-up and
+    one callback resolve them all instead of one each. The loop is held weakly (an inbox
+    never keeps a finished loop alive)."""
+
+    _by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _AckInbox] = (
+        weakref.WeakKeyDictionary()
+    )
+    _last: _AckInbox | None = None
+
+    __slots__ = ("__weakref__", "_loop", "_queue", "_scheduled")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = weakref.ref(loop)
+        self._queue: deque[tuple[asyncio.Future[KafkaError | None], KafkaError | None]] = deque()
+        self._scheduled = False
+
+    @classmethod
+    def of(cls, loop: asyncio.AbstractEventLoop) -> _AckInbox:
+        last = cls._last
+        if last is not None and last._loop() is loop:
+            return last
+        inbox = cls._by_loop.get(loop)
+        if inbox is None:
+            inbox = cls._by_loop[loop] = cls(loop)
+        cls._last = inbox
+        return inbox
+
+    def put(self, future: asyncio.Future[KafkaError | None], err: KafkaError | None) -> None:
+        """A report (on the poll thread). The queue is appended to before the flag is read,
+        and the loop clears the flag before it empties the queue: a report is never left
+        behind without a wake-up to come."""
+        self._queue.append((future, err))
+        if not self._scheduled:
+            loop = self._loop()
+            if loop is None:  # nobody waits any more
+                self._queue.clear()
+                return
+            self._scheduled = True
+            try:
+                loop.call_soon_threadsafe(self._drain)
+            except RuntimeError:  # the loop is closed
+                self._scheduled = False
+                self._queue.clear()
+
+    def _drain(self) -> None:
+        self._scheduled = False
+        queue = self._queue
+        while queue:
+            future, err = queue.popleft()
+            if not future.done():
+                future.set_result(err)
+
+
 class OneAck:
     """The delivery report of a single message (a registration): :meth:`wait` answers as
-    :class:`Acks` does for a group of one, with one asyncio future and no lock."""
+    :class:`Acks` does for a group of one, with one asyncio future and no lock; the reports
+    reach the loop through its :class:`_AckInbox`."""
 
-    __slots__ = ("_future", "_loop")
+    __slots__ = ("_future", "_inbox", "_loop")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self._future: asyncio.Future[KafkaError | None] = loop.create_future()
+        self._inbox = _AckInbox.of(loop)
 
     def expect(self) -> None:
         pass
@@ -157,11 +215,7 @@ class OneAck:
 
     def __call__(self, err: KafkaError | None, _msg: Message) -> None:
         """The delivery callback (runs on the poll thread)."""
-        self._loop.call_soon_threadsafe(self._finish, err)
-
-    def _finish(self, err: KafkaError | None) -> None:
-        if not self._future.done():
-            self._future.set_result(err)
+        self._inbox.put(self._future, err)
 
     async def wait(self, timeout_s: float) -> None:
         """Wait for the report; :class:`Unavailable` if it failed or did not come in time

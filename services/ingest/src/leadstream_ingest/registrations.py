@@ -165,6 +165,7 @@ class Registrations:
             ["outcome"],
             registry=services.metrics.registry,
         )
+        self._accepted: Any = None  # the "accepted" series, made on the first (not before)
 
     def context(self, request: Request) -> RequestContext:
         headers = request.headers
@@ -225,7 +226,10 @@ class Registrations:
         # deadline 0: a full producer queue is a 503 now, never a blocked event loop
         producer.produce(TOPIC, producer.encode(TOPIC, event), phone.e164, None, acks, deadline_s=0)
         await acks.wait(producer.ack_timeout_s)
-        self.outcomes.labels("accepted").inc()
+        accepted = self._accepted
+        if accepted is None:
+            accepted = self._accepted = self.outcomes.labels("accepted")
+        accepted.inc()
 
     async def status(self, request_id: str) -> str | None:
         """registered | duplicate | pending, or None when no such registration is known."""
