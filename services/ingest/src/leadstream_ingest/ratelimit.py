@@ -20,8 +20,9 @@ so a client gets at most its allowance per ingest instance while Redis is away â
 that makes Redis answers late cannot switch the limit off. The memory buckets follow every
 answer Redis gives, so they take over where Redis left off: a client refused a moment ago
 stays refused, and one ingest instance never grants a client more than its allowance, Redis
-or not (several instances: at most its allowance per instance while Redis is away). After a failure Redis is not asked
-again for ``retry_s``, so an outage costs one timeout, not one per request.
+or not (several instances: at most its allowance per instance while Redis is away). After a
+failure Redis is not asked again for ``retry_s``, so an outage costs one timeout, not one per
+request.
 """
 
 from __future__ import annotations
