@@ -197,29 +197,41 @@ _KEEP_PREFIX = (
 )
 
 
+# metadata as parse strips the national prefix with: (metadata, compiled
+# national_prefix_for_parsing or None when there is none)
+_Strip = tuple[Any, "re.Pattern[str] | None"]
 # (calling code, default region) → the metadata parse strips the national prefix with
-_cc_metadata: dict[tuple[int, str], Any] = {}
-# default region → (metadata, its calling code as text, compiled international prefix)
-_home: dict[str, tuple[Any, str, re.Pattern[str] | None] | None] = {}
+_cc_metadata: dict[tuple[int, str], _Strip | None] = {}
+# default region → (its metadata, its calling code as text, compiled international prefix)
+_home: dict[str, tuple[_Strip, str, re.Pattern[str] | None] | None] = {}
 
 
-def _metadata_after_code(country_code: int, region: str) -> Any:
+def _strip(metadata: Any) -> _Strip | None:
+    if metadata is None:
+        return None
+    prefix = metadata.national_prefix_for_parsing
+    # _maybe_strip_national_prefix_carrier_code compiles it the same way (re.compile)
+    return metadata, re.compile(prefix) if prefix else None
+
+
+def _metadata_after_code(country_code: int, region: str) -> _Strip | None:
     number_region = region_code_for_country_code(country_code)
     if number_region != region:
         metadata = PhoneMetadata.metadata_for_region_or_calling_code(country_code, number_region)
     else:
         metadata = PhoneMetadata.metadata_for_region(region.upper(), None)
-    _cc_metadata[(country_code, region)] = metadata
-    return metadata
+    _cc_metadata[(country_code, region)] = strip = _strip(metadata)
+    return strip
 
 
-def _home_region(region: str) -> tuple[Any, str, re.Pattern[str] | None] | None:
+def _home_region(region: str) -> tuple[_Strip, str, re.Pattern[str] | None] | None:
     home = None
     if region in SUPPORTED_REGIONS:  # parse's _check_region_for_parsing
-        metadata = PhoneMetadata.metadata_for_region(region.upper(), None)
-        if metadata is not None:
+        strip = _strip(PhoneMetadata.metadata_for_region(region.upper(), None))
+        if strip is not None:
+            metadata = strip[0]
             idd = metadata.international_prefix
-            home = (metadata, str(metadata.country_code), None if idd is None else re.compile(idd))
+            home = (strip, str(metadata.country_code), None if idd is None else re.compile(idd))
     _home[region] = home
     return home
 
@@ -248,23 +260,27 @@ def parse_plain(
             return False
         national = digits[end:]
         key = (country_code, region)
-        metadata = _cc_metadata[key] if key in _cc_metadata else _metadata_after_code(*key)
-        if metadata is None:  # parse asserts it is not
+        strip = _cc_metadata[key] if key in _cc_metadata else _metadata_after_code(*key)
+        if strip is None:  # parse asserts it is not
             return False
     else:
         home = _home[region] if region in _home else _home_region(region)
         if home is None:
             return False
-        metadata, code_text, idd = home
+        strip, code_text, idd = home
         if (idd is not None and idd.match(digits)) or digits.startswith(code_text):
             return False  # maybe an international prefix or the calling code
-        country_code = metadata.country_code
+        country_code = strip[0].country_code
         national = digits
     if len(national) < _MIN_NSN:
         return None
-    _, stripped, _ = _maybe_strip_national_prefix_carrier_code(national, metadata)
-    if _test_number_length(stripped, metadata) not in _KEEP_PREFIX:
-        national = stripped
+    metadata, prefix = strip
+    # without a match of the prefix pattern, _maybe_strip_national_prefix_carrier_code
+    # returns the number as it is
+    if prefix is not None and prefix.match(national):
+        _, stripped, _ = _maybe_strip_national_prefix_carrier_code(national, metadata)
+        if _test_number_length(stripped, metadata) not in _KEEP_PREFIX:
+            national = stripped
     if not _MIN_NSN <= len(national) <= _MAX_NSN:
         return None
     return country_code, national
