@@ -5,12 +5,17 @@ email, header ``verdict=<verdict>``), after the verdict is stored on the contact
 Per batch: the syntax of every address; one MX look-up per distinct domain (cached); the
 disposable list, role/free flags (computed by the filter) and a typo suggestion; optionally
 the external verifier for addresses the built-in checks did not already fail.
+
+The batch's verdicts are stored by one statement, which runs on a worker thread while the
+outputs are built (the database round trip overlaps that CPU work); the outputs are returned
+only once it has answered, and its failure (``RetryLater``) is the batch's.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from leadstream.events import derived_event_id
@@ -48,6 +53,7 @@ class VerifyLogic:
         self.disposable = disposable
         self.verifier = verifier
         self.clock = clock
+        self._recorder: ThreadPoolExecutor | None = None
 
     def __call__(self, records: Sequence[Record]) -> list[list[Output]]:
         now_ms = int(self.clock() * 1000)
@@ -81,8 +87,16 @@ class VerifyLogic:
         rows = [
             self._row(r.value, e, d) for r, e, d in zip(records, evidence, decisions, strict=True)
         ]
-        self.store.record(rows)
-        return [[self._output(r.value, row, now_ms)] for r, row in zip(records, rows, strict=True)]
+        if self._recorder is None:
+            self._recorder = ThreadPoolExecutor(1, thread_name_prefix="verify-record")
+        stored = self._recorder.submit(self.store.record, rows)
+        try:
+            outputs = [
+                [self._output(r.value, row, now_ms)] for r, row in zip(records, rows, strict=True)
+            ]
+        finally:
+            stored.result()  # stored before anything is returned (or raised)
+        return outputs
 
     def _consult(self, evidence: list[Evidence], emails: list[str]) -> list[Evidence]:
         assert self.verifier is not None
