@@ -9,14 +9,15 @@ For every input exactly one output, keyed by the normalized email:
   ``suppressed_email``, ``suppressed_domain``, ``role_account`` / ``free_provider`` (only when
   policy rejects them; otherwise they pass with a flag), ``duplicate``.
 
-De-duplication asks the registry once per ``claim_chunk`` new emails of a batch (250 by
-default; 0 = once per batch). The first record of an email in the batch claims it; the
-registry answers which event created each contact, so the replay of the creating event passes
-again (same output, same deterministic event id) while every other record of that email is a
-``duplicate``. A chunk's claim runs on a worker thread while the records after it are
-normalized (the database round trip overlaps the CPU work); the last chunk's is made on the
-calling thread, and the batch's outputs are built once every claim has answered. Claims are
-idempotent statements of their own, so splitting a batch decides exactly as one claim would.
+De-duplication asks the registry once per batch, or once per ``claim_chunk`` new emails of
+it when that is set (0, the default: once per batch). The first record of an email in the
+batch claims it; the registry answers which event created each contact, so the replay of the
+creating event passes again (same output, same deterministic event id) while every other
+record of that email is a ``duplicate``. With chunks, a chunk's claim runs on a worker thread
+while the records after it are normalized (the database round trip overlaps the CPU work);
+the last chunk's is made on the calling thread, and the batch's outputs are built once every
+claim has answered. Claims are idempotent statements of their own and the chunks' emails are
+distinct, so splitting a batch decides exactly as one claim would.
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ class FilterLogic:
         default_region: str = "GB",
         allow_smtputf8: bool = True,
         strict_phones: bool = True,
-        claim_chunk: int = 250,
+        claim_chunk: int = 0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.policy = policy
