@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -18,21 +19,24 @@ from leadstream_filter.suppressions import SuppressionSnapshot
 
 
 class FakeRegistry:
-    """The contact registry in a dict: email → creating event id."""
+    """The contact registry in a dict: email → creating event id (claims may come from the
+    filter's claim thread, hence the lock)."""
 
     def __init__(self) -> None:
         self.rows: dict[str, NewContact] = {}
         self.calls = 0
         self.down = False
+        self.lock = threading.Lock()
 
     def claim(self, contacts: Sequence[NewContact]) -> Mapping[str, str]:
         if self.down:
             raise RetryLater("database down")
-        self.calls += 1
-        assert len({c.email_normalized for c in contacts}) == len(contacts), "emails not distinct"
-        for c in contacts:
-            self.rows.setdefault(c.email_normalized, c)
-        return {c.email_normalized: self.rows[c.email_normalized].event_id for c in contacts}
+        with self.lock:
+            self.calls += 1
+            assert len({c.email_normalized for c in contacts}) == len(contacts), "not distinct"
+            for c in contacts:
+                self.rows.setdefault(c.email_normalized, c)
+            return {c.email_normalized: self.rows[c.email_normalized].event_id for c in contacts}
 
 
 @dataclass(frozen=True)
@@ -288,3 +292,59 @@ def test_rejected_keeps_the_submitted_fields(
     assert out.value["first_name"] == "  JANE "
     assert out.value["consent"] == {"granted": True, "method": "checkbox"}
     assert out.value["email"] == "bad@"
+
+
+def _decisions(outputs: list[list[Output]]) -> list[tuple[str, Any, Any, Any]]:
+    return [(o.topic, o.key, o.value, dict(o.headers)) for o in one(outputs)]
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, 7])
+def test_claims_in_chunks_decide_as_one_claim(
+    source: FakeSuppressionSource, clock: Clock, chunk: int
+) -> None:
+    emails = ["a@x.io", "b@x.io", "A@x.io", "c@x.io", "not-an-email", "b@X.io", "d@x.io"]
+    batch = [raw(e) for e in [*emails, *emails[:3]]]
+    whole, chunked = FakeRegistry(), FakeRegistry()
+    whole.rows["c@x.io"] = chunked.rows["c@x.io"] = NewContact(
+        contact_id("c@x.io"), "c@x.io", "x.io", "c@x.io", None, None, None, None, None,
+        False, False, "api", None, "an-earlier-event",
+    )  # fmt: skip
+    one_claim = FilterLogic(Policy.of(), whole, SuppressionSnapshot(source), claim_chunk=0,
+                            clock=clock)  # fmt: skip
+    in_chunks = FilterLogic(Policy.of(), chunked, SuppressionSnapshot(source), claim_chunk=chunk,
+                            clock=clock)  # fmt: skip
+    for _ in range(2):  # a first run and its replay
+        assert _decisions(in_chunks(batch)) == _decisions(one_claim(batch))
+    new_emails = 3  # a, b, d (c was there before)
+    assert whole.calls == 2
+    assert chunked.calls == 2 * -(-(new_emails + 1) // chunk)  # c is claimed too
+    assert chunked.rows == whole.rows
+
+
+class FlakyRegistry(FakeRegistry):
+    def __init__(self, fail_on_call: int) -> None:
+        super().__init__()
+        self.fail_on_call = fail_on_call
+        self.attempts = 0
+
+    def claim(self, contacts: Sequence[NewContact]) -> Mapping[str, str]:
+        with self.lock:
+            self.attempts += 1
+            if self.attempts == self.fail_on_call:
+                raise RetryLater("database down")
+        return super().claim(contacts)
+
+
+@pytest.mark.parametrize("fail_on_call", [1, 2, 3])
+def test_a_failed_chunk_claim_fails_the_batch_and_its_retry_decides_the_same(
+    source: FakeSuppressionSource, clock: Clock, fail_on_call: int
+) -> None:
+    batch = [raw(f"user{i}@x.io") for i in range(5)] + [raw("user1@x.io")]
+    registry = FlakyRegistry(fail_on_call)
+    logic = FilterLogic(Policy.of(), registry, SuppressionSnapshot(source), claim_chunk=2,
+                        clock=clock)  # fmt: skip
+    with pytest.raises(RetryLater):
+        logic(batch)
+    retry = one(logic(batch))
+    assert [o.topic for o in retry] == [FILTERED] * 5 + [REJECTED]
+    assert registry.rows.keys() == {f"user{i}@x.io" for i in range(5)}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
@@ -205,3 +206,25 @@ def test_verify_logic_database_outage_retries() -> None:
     logic = VerifyLogic(FakeLookup({}), store, DisposableDomains([], "v"))
     with pytest.raises(RetryLater):
         logic([filtered("a@acme.example")])
+
+
+class SlowStore(FakeStore):
+    """Stores after a pause, on whatever thread calls it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.finished = False
+
+    def record(self, rows: Sequence[VerificationRecord]) -> None:
+        time.sleep(0.05)
+        super().record(rows)
+        self.finished = True
+
+
+def test_verify_logic_returns_only_after_the_verdicts_are_stored() -> None:
+    store = SlowStore()
+    logic = VerifyLogic(FakeLookup({}), store, DisposableDomains([], "v"))
+    outs = logic([filtered("a@acme.example"), filtered("b@acme.example")])
+    assert store.finished
+    assert [r.email_normalized for r in store.rows] == ["a@acme.example", "b@acme.example"]
+    assert [o[0].key for o in outs] == ["a@acme.example", "b@acme.example"]

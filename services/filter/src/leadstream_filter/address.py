@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 
 from email_validator import EmailNotValidError, validate_email
 
@@ -36,9 +36,9 @@ class AddressError(LeadStreamError):
         self.detail = detail
 
 
-@dataclass(frozen=True, slots=True)
-class Address:
-    """A normalized address.
+class Address(NamedTuple):
+    """A normalized address (a named tuple: one per record, built several times faster than a
+    frozen dataclass).
 
     ``normalized`` is the de-duplication key and partition key: the local part lower-cased,
     ``@``, the domain lower-cased and IDNA-encoded. ``display`` keeps the local part's case.

@@ -9,16 +9,23 @@ For every input exactly one output, keyed by the normalized email:
   ``suppressed_email``, ``suppressed_domain``, ``role_account`` / ``free_provider`` (only when
   policy rejects them; otherwise they pass with a flag), ``duplicate``.
 
-De-duplication asks the registry once per batch. The first record of an email in the batch
-claims it; the registry answers which event created each contact, so the replay of the
+De-duplication asks the registry once per batch, or once per ``claim_chunk`` new emails of
+it when that is set (0, the default: once per batch). The first record of an email in the
+batch claims it; the registry answers which event created each contact, so the replay of the
 creating event passes again (same output, same deterministic event id) while every other
-record of that email is a ``duplicate``.
+record of that email is a ``duplicate``. With chunks, a chunk's claim runs on a worker thread
+while the records after it are normalized (the database round trip overlaps the CPU work);
+the last chunk's is made on the calling thread, and the batch's outputs are built once every
+claim has answered. Claims are idempotent statements of their own and the chunks' emails are
+distinct, so splitting a batch decides exactly as one claim would.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from functools import lru_cache
 from typing import Any
 
 from leadstream.events import contact_id, derived_event_id
@@ -31,14 +38,13 @@ from leadstream_filter.fields import (
     region_of,
     website_domain,
 )
-from leadstream_filter.policy import Policy, Rejection
+from leadstream_filter.policy import Policy, Rejection, Screening
 from leadstream_filter.ports import ContactRegistry, NewContact, SuppressionList
 
 STAGE = "filter"
 FILTERED = "contacts.filtered"
 REJECTED = "contacts.rejected"
 REASON_HEADER = "reason"
-_PASSED_THROUGH = ("tags", "custom_fields", "source_details", "consent")
 _AS_SUBMITTED = (
     "email", "first_name", "last_name", "phone", "company", "website", "title", "city",
     "state", "postal_code", "country", "tags", "custom_fields", "source_details", "consent",
@@ -57,6 +63,7 @@ class FilterLogic:
         default_region: str = "GB",
         allow_smtputf8: bool = True,
         strict_phones: bool = True,
+        claim_chunk: int = 0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.policy = policy
@@ -65,34 +72,49 @@ class FilterLogic:
         self.default_region = default_region.upper()
         self.allow_smtputf8 = allow_smtputf8
         self.strict_phones = strict_phones
+        self.claim_chunk = claim_chunk
         self.clock = clock
+        self._claimer: ThreadPoolExecutor | None = None
 
     def __call__(self, records: Sequence[Record]) -> list[list[Output]]:
         now_ms = int(self.clock() * 1000)
         self.suppressions.refresh()
         outputs: list[list[Output]] = [[] for _ in records]
         passing: list[tuple[int, dict[str, Any], NewContact]] = []
-        claims: dict[str, NewContact] = {}
-        for i, record in enumerate(records):
-            value = record.value
-            try:
-                address = normalize_email(value.get("email"), allow_smtputf8=self.allow_smtputf8)
-            except AddressError as exc:
-                key = (value.get("email") or "").strip().lower() or record.key
-                outputs[i] = [_rejected(value, now_ms, Rejection(exc.reason, exc.detail), key)]
-                continue
-            suppressed = self.suppressions.match(address.normalized, address.domain)
-            screening = self.policy.screen(address, suppressed)
-            if screening.rejection is not None:
-                outputs[i] = [_rejected(value, now_ms, screening.rejection, address.normalized)]
-                continue
-            filtered = self._filtered(value, address, now_ms)
-            filtered["role_account"] = screening.role_account
-            filtered["free_provider"] = screening.free_provider
-            contact = _new_contact(filtered, address, value)
-            claims.setdefault(address.normalized, contact)
-            passing.append((i, filtered, contact))
-        owners = self.registry.claim(list(claims.values())) if claims else {}
+        claimed: set[str] = set()
+        chunk: list[NewContact] = []
+        claims: list[Future[Mapping[str, str]]] = []
+        try:
+            for i, record in enumerate(records):
+                value = record.value
+                try:
+                    address = normalize_email(
+                        value.get("email"), allow_smtputf8=self.allow_smtputf8
+                    )
+                except AddressError as exc:
+                    key = (value.get("email") or "").strip().lower() or record.key
+                    rejection = Rejection(exc.reason, exc.detail)
+                    outputs[i] = [_rejected(value, now_ms, rejection, key)]
+                    continue
+                suppressed = self.suppressions.match(address.normalized, address.domain)
+                screening = self.policy.screen(address, suppressed)
+                if screening.rejection is not None:
+                    outputs[i] = [_rejected(value, now_ms, screening.rejection, address.normalized)]
+                    continue
+                filtered = self._filtered(value, address, screening, now_ms)
+                contact = _new_contact(filtered, address, value)
+                if address.normalized not in claimed:  # the batch's first record of the email
+                    claimed.add(address.normalized)
+                    chunk.append(contact)
+                    if len(chunk) == self.claim_chunk:
+                        claims.append(self._claim_later(chunk))
+                        chunk = []
+                passing.append((i, filtered, contact))
+            owners = dict(self.registry.claim(chunk)) if chunk else {}
+            for claim in claims:
+                owners.update(claim.result())
+        finally:
+            wait(claims)  # no claim of this batch outlives the call, even when it fails
         for i, filtered, contact in passing:
             owner = owners[contact.email_normalized]
             if owner == contact.event_id:
@@ -104,38 +126,48 @@ class FilterLogic:
                 ]
         return outputs
 
-    def _filtered(self, value: dict[str, Any], address: Address, now_ms: int) -> dict[str, Any]:
-        region = region_of(value.get("country"), self.default_region)
-        out: dict[str, Any] = {
-            "event_id": derived_event_id(STAGE, value["event_id"]),
-            "job_id": value.get("job_id"),
+    def _claim_later(self, contacts: list[NewContact]) -> Future[Mapping[str, str]]:
+        if self._claimer is None:
+            self._claimer = ThreadPoolExecutor(1, thread_name_prefix="filter-claim")
+        return self._claimer.submit(self.registry.claim, contacts)
+
+    def _filtered(
+        self, value: dict[str, Any], address: Address, screening: Screening, now_ms: int
+    ) -> dict[str, Any]:
+        get = value.get
+        event_id = value["event_id"]
+        country = get("country")
+        phone = get("phone")
+        region = region_of(country, self.default_region)
+        return {
+            "event_id": derived_event_id(STAGE, event_id),
+            "job_id": get("job_id"),
             "source": STAGE,
             "event_time": now_ms,
-            "raw_event_id": value["event_id"],
-            "request_id": value.get("request_id"),
+            "raw_event_id": event_id,
+            "request_id": get("request_id"),
             "contact_id": contact_id(address.normalized),
             "email_normalized": address.normalized,
             "domain": address.domain,
-            "phone_e164": phone_e164(value.get("phone"), region, self.strict_phones),
-            "role_account": False,
-            "free_provider": False,
+            "phone_e164": phone_e164(phone, region, self.strict_phones),
+            "role_account": screening.role_account,
+            "free_provider": screening.free_provider,
             "email": value["email"],
-            "first_name": clean_name(value.get("first_name")),
-            "last_name": clean_name(value.get("last_name")),
-            "phone": value.get("phone"),
-            "company": clean_text(value.get("company")),
-            "website": website_domain(value.get("website")),
-            "title": clean_text(value.get("title")),
-            "city": clean_text(value.get("city")),
-            "state": clean_text(value.get("state")),
-            "postal_code": _postal(value.get("postal_code")),
-            "country": clean_text(value.get("country")),
+            "first_name": clean_name(get("first_name")),
+            "last_name": clean_name(get("last_name")),
+            "phone": phone,
+            "company": _clean(get("company")),
+            "website": website_domain(get("website")),
+            "title": _clean(get("title")),
+            "city": _clean(get("city")),
+            "state": _clean(get("state")),
+            "postal_code": _postal(get("postal_code")),
+            "country": _clean(country),
+            "tags": _tags(get("tags")),
+            "custom_fields": get("custom_fields") or {},
+            "source_details": get("source_details"),
+            "consent": get("consent"),
         }
-        for name in _PASSED_THROUGH:
-            out[name] = value.get(name)
-        out["tags"] = _tags(out["tags"])
-        out["custom_fields"] = out["custom_fields"] or {}
-        return out
 
 
 def _new_contact(filtered: dict[str, Any], address: Address, value: dict[str, Any]) -> NewContact:
@@ -182,6 +214,11 @@ def _rejected(
     return Output(REJECTED, out, key=key, headers={REASON_HEADER: rejection.reason})
 
 
+# clean_text of the short fields, cached: titles, cities, states, countries and companies repeat
+_clean = lru_cache(maxsize=65_536)(clean_text)
+
+
+@lru_cache(maxsize=65_536)
 def _postal(raw: str | None) -> str | None:
     text = clean_text(raw, limit=32)
     return text.upper() if text is not None else None

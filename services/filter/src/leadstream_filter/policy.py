@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from leadstream_filter.address import Address
 from leadstream_filter.lists import FREE_PROVIDERS, ROLE_ACCOUNTS, role_key
@@ -18,9 +19,9 @@ class Rejection:
     detail: str
 
 
-@dataclass(frozen=True, slots=True)
-class Screening:
-    """The flags of an address, and the rejection when policy refuses it."""
+class Screening(NamedTuple):
+    """The flags of an address, and the rejection when policy refuses it (a named tuple: one
+    per record)."""
 
     role_account: bool
     free_provider: bool

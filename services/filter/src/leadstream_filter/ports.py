@@ -6,15 +6,15 @@ Adapters raise :class:`leadstream.runtime.RetryLater` when their store cannot be
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from leadstream_filter.policy import Rejection
 
 
-@dataclass(frozen=True, slots=True)
-class NewContact:
-    """A contact the filter wants to create (the row the registry stores)."""
+class NewContact(NamedTuple):
+    """A contact the filter wants to create (the row the registry stores). A named tuple:
+    one per passing record, and a tuple is built several times faster than a frozen
+    dataclass."""
 
     contact_id: str
     email_normalized: str

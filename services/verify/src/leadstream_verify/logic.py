@@ -5,12 +5,17 @@ email, header ``verdict=<verdict>``), after the verdict is stored on the contact
 Per batch: the syntax of every address; one MX look-up per distinct domain (cached); the
 disposable list, role/free flags (computed by the filter) and a typo suggestion; optionally
 the external verifier for addresses the built-in checks did not already fail.
+
+The batch's verdicts are stored by one statement, which runs on a worker thread while the
+outputs are built (the database round trip overlaps that CPU work); the outputs are returned
+only once it has answered, and its failure (``RetryLater``) is the batch's.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from leadstream.events import derived_event_id
@@ -23,12 +28,6 @@ from leadstream_verify.verdict import Decision, Evidence, Verdict, builtin, deci
 STAGE = "verify"
 VERIFIED = "contacts.verified"
 VERDICT_HEADER = "verdict"
-_CARRIED = (
-    "job_id", "request_id", "contact_id", "email_normalized", "domain", "phone_e164",
-    "role_account", "free_provider", "email", "first_name", "last_name", "phone", "company",
-    "website", "title", "city", "state", "postal_code", "country", "tags", "custom_fields",
-    "source_details", "consent",
-)  # fmt: skip
 
 
 class VerifyLogic:
@@ -48,6 +47,7 @@ class VerifyLogic:
         self.disposable = disposable
         self.verifier = verifier
         self.clock = clock
+        self._recorder: ThreadPoolExecutor | None = None
 
     def __call__(self, records: Sequence[Record]) -> list[list[Output]]:
         now_ms = int(self.clock() * 1000)
@@ -81,8 +81,16 @@ class VerifyLogic:
         rows = [
             self._row(r.value, e, d) for r, e, d in zip(records, evidence, decisions, strict=True)
         ]
-        self.store.record(rows)
-        return [[self._output(r.value, row, now_ms)] for r, row in zip(records, rows, strict=True)]
+        if self._recorder is None:
+            self._recorder = ThreadPoolExecutor(1, thread_name_prefix="verify-record")
+        stored = self._recorder.submit(self.store.record, rows)
+        try:
+            outputs = [
+                [self._output(r.value, row, now_ms)] for r, row in zip(records, rows, strict=True)
+            ]
+        finally:
+            stored.result()  # stored before anything is returned (or raised)
+        return outputs
 
     def _consult(self, evidence: list[Evidence], emails: list[str]) -> list[Evidence]:
         assert self.verifier is not None
@@ -128,22 +136,43 @@ class VerifyLogic:
         )
 
     def _output(self, v: dict[str, Any], row: VerificationRecord, now_ms: int) -> Output:
-        out: dict[str, Any] = {name: v.get(name) for name in _CARRIED}
-        out.update(
-            event_id=row.event_id,
-            source=STAGE,
-            event_time=now_ms,
-            raw_event_id=v["raw_event_id"],
-            filtered_event_id=v["event_id"],
-            verdict=row.verdict,
-            reasons=list(row.reasons),
-            mx_host=row.mx_host,
-            disposable_list_version=row.disposable_list_version,
-            suggestion=row.suggestion,
-            verifier=row.verifier,
-        )
-        out["tags"] = out["tags"] or []
-        out["custom_fields"] = out["custom_fields"] or {}
+        get = v.get
+        out: dict[str, Any] = {  # the carried fields, then the verdict's (the schema's order)
+            "job_id": get("job_id"),
+            "request_id": get("request_id"),
+            "contact_id": get("contact_id"),
+            "email_normalized": get("email_normalized"),
+            "domain": get("domain"),
+            "phone_e164": get("phone_e164"),
+            "role_account": get("role_account"),
+            "free_provider": get("free_provider"),
+            "email": get("email"),
+            "first_name": get("first_name"),
+            "last_name": get("last_name"),
+            "phone": get("phone"),
+            "company": get("company"),
+            "website": get("website"),
+            "title": get("title"),
+            "city": get("city"),
+            "state": get("state"),
+            "postal_code": get("postal_code"),
+            "country": get("country"),
+            "tags": get("tags") or [],
+            "custom_fields": get("custom_fields") or {},
+            "source_details": get("source_details"),
+            "consent": get("consent"),
+            "event_id": row.event_id,
+            "source": STAGE,
+            "event_time": now_ms,
+            "raw_event_id": v["raw_event_id"],
+            "filtered_event_id": v["event_id"],
+            "verdict": row.verdict,
+            "reasons": list(row.reasons),
+            "mx_host": row.mx_host,
+            "disposable_list_version": row.disposable_list_version,
+            "suggestion": row.suggestion,
+            "verifier": row.verifier,
+        }
         return Output(
             VERIFIED, out, key=row.email_normalized, headers={VERDICT_HEADER: row.verdict}
         )

@@ -7,16 +7,15 @@ batch (database down, DNS resolver unreachable).
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from leadstream_verify.mail import DomainMail
 from leadstream_verify.verdict import ProviderOutcome
 
 
-@dataclass(frozen=True, slots=True)
-class VerificationRecord:
-    """One verdict to store on the contact row."""
+class VerificationRecord(NamedTuple):
+    """One verdict to store on the contact row (a named tuple: one per record, built several
+    times faster than a frozen dataclass)."""
 
     contact_id: str
     email_normalized: str

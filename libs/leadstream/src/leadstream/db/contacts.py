@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from operator import attrgetter
 from typing import Any, Protocol, TypeVar
 
 import sqlalchemy as sa
@@ -283,12 +284,16 @@ def _rows(
 ) -> dict[str, str]:
     """The rows as one JSON parameter (``json_to_recordset`` on the server): one string to
     send instead of an array per column, which psycopg would dump element by element."""
-    items = []
-    for r in rows:
-        item = {name: getattr(r, name) for name in names}
-        for name, fn in computed.items():
-            item[name] = fn(r)
-        items.append(item)
+    values = attrgetter(*names) if len(names) > 1 else (lambda r: (getattr(r, names[0]),))
+    if computed:
+        items = []
+        for r in rows:
+            item = dict(zip(names, values(r), strict=True))
+            for name, fn in computed.items():
+                item[name] = fn(r)
+            items.append(item)
+    else:
+        items = [dict(zip(names, values(r), strict=True)) for r in rows]
     return {"rows": json.dumps(items, ensure_ascii=False, separators=(",", ":"))}
 
 

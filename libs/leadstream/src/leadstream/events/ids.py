@@ -8,14 +8,17 @@ import uuid
 _NAMESPACE_URL = uuid.NAMESPACE_URL.bytes
 
 
+# the variant bits (RFC 4122: 10xx) put into the first hex digit of the clock sequence
+_VARIANT = {f"{n:x}": f"{(n & 0x3) | 0x8:x}" for n in range(16)}
+_sha1 = hashlib.sha1
+
+
 def uuid5_str(name: str, namespace: bytes = _NAMESPACE_URL) -> str:
     """``str(uuid.uuid5(namespace, name))`` without building a ``UUID`` object (about 4x faster;
-    stages call it twice per record)."""
-    digest = bytearray(hashlib.sha1(namespace + name.encode(), usedforsecurity=False).digest()[:16])
-    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
-    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
-    h = digest.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    stages call it twice per record): the SHA-1's first 16 bytes in hex, the version digit
+    set to 5 and the variant bits to 10."""
+    h = _sha1(namespace + name.encode(), usedforsecurity=False).hexdigest()
+    return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}"
 
 
 def contact_id(email_normalized: str) -> str:
