@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from phonenumbers import PhoneNumberType
 
+from leadstream.phones import is_valid_number, parse_plain
 from leadstream_filter.fields import phone_e164
-from leadstream_filter.phones import is_valid_number, parse_plain
 
 REGIONS = sorted(phonenumbers.SUPPORTED_REGIONS)
 CODES = sorted(phonenumbers.COUNTRY_CODE_TO_REGION_CODE)

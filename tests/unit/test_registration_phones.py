@@ -9,8 +9,9 @@ from hypothesis import strategies as st
 from phonenumbers import PhoneNumberType
 
 from leadstream.errors import ConfigError
+from leadstream.phones import is_valid_number_for_region as valid_for_region
 from leadstream_ingest.errors import InvalidInput
-from leadstream_ingest.phones import InvalidPhone, PhoneRules, valid_for_region
+from leadstream_ingest.phones import InvalidPhone, PhoneRules
 
 GB = PhoneRules.of("GB", None)
 GB_ELEVEN = PhoneRules.of("GB", r"^0\d{10}$")

@@ -9,8 +9,8 @@ from urllib.parse import urlsplit
 
 import phonenumbers
 
+from leadstream.phones import is_valid_number, is_valid_parts, parse_plain
 from leadstream_filter.address import ascii_domain
-from leadstream_filter.phones import is_valid_number, is_valid_parts, parse_plain
 
 # Keep phonenumbers' compiled metadata patterns (its own switch): otherwise every pattern test
 # looks the pattern text up in the re module's cache again, about a fifth of a parse.
@@ -126,9 +126,9 @@ def phone_e164(raw: str | None, region: str, strict: bool = True) -> str | None:
     """E.164 (``+15551234567``) when ``raw`` is a valid number (``region`` applies to numbers
     without a country code), else None. ``strict=False`` only checks that the length is
     possible for the country (about 3× cheaper: phonenumbers' validity test walks every number
-    type's pattern; :mod:`leadstream_filter.phones` does that test with pre-compiled patterns).
+    type's pattern; :mod:`leadstream.phones` does that test with pre-compiled patterns).
     Text of the usual shapes (``+`` or national digits with spaces, hyphens, dots, brackets)
-    skips ``phonenumbers.parse`` (:func:`leadstream_filter.phones.parse_plain`, same result).
+    skips ``phonenumbers.parse`` (:func:`leadstream.phones.parse_plain`, same result).
     Cached: lists repeat switchboard numbers."""
     if raw is None:
         return None

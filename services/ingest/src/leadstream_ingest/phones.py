@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, Self
+from typing import Self
 
 import phonenumbers
-from phonenumbers import NumberParseException, PhoneMetadata, PhoneNumber, PhoneNumberFormat
-from phonenumbers.phonemetadata import REGION_CODE_FOR_NON_GEO_ENTITY
+from phonenumbers import NumberParseException, PhoneNumber, PhoneNumberFormat
 
 from leadstream.errors import ConfigError
+from leadstream.phones import is_valid_number_for_region
 from leadstream_ingest.errors import InvalidInput
 
 _PARSE_REASONS = {
@@ -32,16 +32,6 @@ _NON_DIGITS = re.compile(r"\D")
 # module's own cache then looks the pattern text up again): its pattern cache keeps the
 # compiled patterns; same answers, about a tenth of a phone check.
 phonenumbers.enable_pattern_cache()
-
-# The descriptions phonenumbers' _number_type_helper tests after the general one (mobile only
-# when its pattern differs from the fixed line's, as there).
-_TYPES = (
-    "premium_rate", "toll_free", "shared_cost", "voip", "personal_number", "pager", "uan",
-    "voicemail", "fixed_line",
-)  # fmt: skip
-_Desc = tuple[frozenset[int], re.Pattern[str]]
-# region -> (its calling code, general description, type descriptions); None: ask phonenumbers
-_REGIONS: dict[str, tuple[int, _Desc | None, tuple[_Desc, ...]] | None] = {}
 
 
 class InvalidPhone(InvalidInput):
@@ -65,56 +55,6 @@ class Phone:
     def national(self) -> str:
         """As dialled nationally, digits only (formatted when asked: ~8 µs)."""
         return national_digits(self.number)
-
-
-def _desc(desc: Any) -> _Desc | None:
-    """(possible lengths, pattern) of a PhoneNumberDesc; None when it can never match."""
-    if desc is None or not desc.national_number_pattern:
-        return None
-    return frozenset(desc.possible_length), re.compile(desc.national_number_pattern)
-
-
-def _prepare(region: str) -> tuple[int, _Desc | None, tuple[_Desc, ...]] | None:
-    metadata = PhoneMetadata.metadata_for_region(region, None)
-    prepared = None
-    if metadata is not None and region != REGION_CODE_FOR_NON_GEO_ENTITY:
-        names = _TYPES if metadata.same_mobile_and_fixed_line_pattern else (*_TYPES, "mobile")
-        types = tuple(d for d in (_desc(getattr(metadata, n)) for n in names) if d is not None)
-        prepared = (metadata.country_code, _desc(metadata.general_desc), types)
-    _REGIONS[region] = prepared
-    return prepared
-
-
-def _matches(nsn: str, desc: _Desc) -> bool:
-    lengths, pattern = desc
-    if lengths and len(nsn) not in lengths:
-        return False
-    return pattern.fullmatch(nsn) is not None
-
-
-def valid_for_region(number: PhoneNumber, region: str) -> bool:
-    """Exactly ``phonenumbers.is_valid_number_for_region(number, region)``, with the region's
-    patterns compiled once: phonenumbers computes the number's *type*, testing up to eleven
-    descriptions through a look-up by pattern text each, where "valid" only needs the general
-    pattern and any one type pattern to match (its control flow, phonenumbers 9.0:
-    ``is_valid_number_for_region`` / ``_number_type_helper`` / ``_is_number_matching_desc``;
-    ``tests/unit/test_registration_phones.py`` compares the two)."""
-    prepared = _REGIONS[region] if region in _REGIONS else _prepare(region)
-    if prepared is None:
-        return bool(phonenumbers.is_valid_number_for_region(number, region))
-    country_code, general, types = prepared
-    if number.country_code != country_code:
-        return False
-    nsn = str(number.national_number)  # phonenumbers.national_significant_number
-    if number.italian_leading_zero:
-        zeros = number.number_of_leading_zeros
-        if zeros is None:
-            zeros = 1
-        if zeros > 0:
-            nsn = "0" * zeros + nsn
-    if general is None or not _matches(nsn, general):
-        return False
-    return any(_matches(nsn, d) for d in types)
 
 
 def national_digits(number: PhoneNumber) -> str:
@@ -155,7 +95,7 @@ class PhoneRules:
             ) from None
         if number.extension:
             raise InvalidPhone("extension", "extensions are not accepted")
-        if not valid_for_region(number, self.region):
+        if not is_valid_number_for_region(number, self.region):
             other = phonenumbers.region_code_for_number(number)
             if other and other != self.region and phonenumbers.is_valid_number(number):
                 raise InvalidPhone(

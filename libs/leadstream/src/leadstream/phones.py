@@ -1,4 +1,6 @@
-"""``phonenumbers.is_valid_number`` with the metadata's patterns compiled once per region.
+"""Phone numbers as phonenumbers reads them, faster: its validity tests with the metadata's
+patterns compiled once per region, and its parse of the shapes people type. Shared by the
+filter stage (``phone_e164``) and ingest's registration phone rules.
 
 phonenumbers answers "valid?" by computing the number's *type*: it tests the general pattern,
 then premium rate, toll free, shared cost, VoIP, personal, pager, UAN, voicemail, fixed line
@@ -6,13 +8,13 @@ and mobile, one after the other, each through a regex look-up by pattern text; a
 calling code shared by several regions (+44: GB, GG, IM, JE; +1: US, CA, …) it does it twice
 (once to find the region, once to validate for it). A number is valid when its type is not
 UNKNOWN, i.e. when the general pattern matches and any one of the type patterns does, so
-:func:`is_valid_number` tests exactly that, with each region's (possible lengths, compiled
-pattern) pairs prepared on first use. The control flow (region look-up, calling-code check,
-national significant number) is phonenumbers' own, step by step (phonenumbers 9.0,
-``phonenumberutil.is_valid_number`` / ``region_code_for_number`` /
-``is_valid_number_for_region`` / ``_number_type_helper``);
-``tests/unit/test_filter_phones.py`` compares the two on example and random numbers of every
-region.
+:func:`is_valid_number` and :func:`is_valid_number_for_region` test exactly that, with each
+region's (possible lengths, compiled pattern) pairs prepared on first use. The control flow
+(region look-up, calling-code check, national significant number) is phonenumbers' own, step
+by step (phonenumbers 9.0, ``phonenumberutil.is_valid_number`` / ``region_code_for_number`` /
+``is_valid_number_for_region`` / ``_number_type_helper``); ``tests/unit/test_filter_phones.py``
+and ``tests/unit/test_registration_phones.py`` compare them with phonenumbers on example and
+random numbers of every region.
 """
 
 from __future__ import annotations
@@ -56,7 +58,8 @@ def _desc(desc: Any) -> _Desc | None:
 def _prepare(metadata: Any) -> _Prepared:
     names = _TYPES if metadata.same_mobile_and_fixed_line_pattern else (*_TYPES, "mobile")
     types = tuple(d for d in (_desc(getattr(metadata, n)) for n in names) if d is not None)
-    prepared = (metadata, _desc(metadata.general_desc), {}, types)
+    by_length: dict[int, re.Pattern[str] | None] = {}
+    prepared: _Prepared = (metadata, _desc(metadata.general_desc), by_length, types)
     _prepared[id(metadata)] = prepared
     return prepared
 
@@ -138,7 +141,7 @@ _for_region: dict[tuple[int, str], Any] = {}
 
 
 def _validation_metadata(country_code: int, region: str) -> Any:
-    metadata = PhoneMetadata.metadata_for_region_or_calling_code(country_code, region.upper())
+    metadata: Any = PhoneMetadata.metadata_for_region_or_calling_code(country_code, region.upper())
     if metadata is not None and region != REGION_CODE_FOR_NON_GEO_ENTITY:
         own = PhoneMetadata.metadata_for_region(region.upper(), None)
         if own is None:  # phonenumbers raises here ("Invalid region code")
@@ -168,10 +171,22 @@ def is_valid_parts(country_code: int, nsn: str) -> bool | None:
 
 def is_valid_number(numobj: PhoneNumber) -> bool:
     """Exactly ``phonenumbers.is_valid_number(numobj)``."""
+    if numobj.country_code is None:  # phonenumbers finds no region for it
+        return False
     valid = is_valid_parts(numobj.country_code, _nsn(numobj))
     if valid is None:
         return bool(phonenumbers.is_valid_number(numobj))
     return valid
+
+
+def is_valid_number_for_region(numobj: PhoneNumber, region: str) -> bool:
+    """Exactly ``phonenumbers.is_valid_number_for_region(numobj, region)``."""
+    own = PhoneMetadata.metadata_for_region(region, None)
+    if own is None or region == REGION_CODE_FOR_NON_GEO_ENTITY:
+        return bool(phonenumbers.is_valid_number_for_region(numobj, region))
+    if numobj.country_code != own.country_code:
+        return False
+    return _type_known(_nsn(numobj), own)
 
 
 # ``phonenumbers.parse`` for the shapes people type: an optional leading ``+``, then ASCII
@@ -286,4 +301,4 @@ def parse_plain(
     return country_code, national
 
 
-__all__ = ["is_valid_number", "is_valid_parts", "parse_plain"]
+__all__ = ["is_valid_number", "is_valid_number_for_region", "is_valid_parts", "parse_plain"]
