@@ -40,17 +40,29 @@ def _start(settings: Settings, instance: str, log: Path) -> subprocess.Popen[byt
         )
 
 
-def _committed(settings: Settings, topic: str) -> int:
-    """Sum of the stage group's committed offsets on ``topic``."""
+def _committed(settings: Settings, topic: str, patience_s: float = 60) -> int:
+    """Sum of the stage group's committed offsets on ``topic``.
+
+    While a killed instance's transaction is still open (until a new instance with its id
+    fences it, or the broker aborts it after ``transaction.timeout.ms``), its pending offset
+    commit makes the group's offsets "unstable": the client retries the fetch until its
+    timeout. Such a timeout is asked again, for up to ``patience_s``.
+    """
     consumer = Consumer(
         {
             "bootstrap.servers": settings.kafka_bootstrap,
             "group.id": settings.topic("leadstream-copy"),
         }
     )
+    deadline = time.monotonic() + patience_s
     try:
         parts = [TopicPartition(topic, p) for p in range(PARTITIONS)]
-        return sum(max(tp.offset, 0) for tp in consumer.committed(parts, timeout=10))
+        while True:
+            try:
+                return sum(max(tp.offset, 0) for tp in consumer.committed(parts, timeout=10))
+            except KafkaException as exc:
+                if exc.args[0].code() != KafkaError._TIMED_OUT or time.monotonic() > deadline:
+                    raise
     finally:
         consumer.close()
 
@@ -66,15 +78,7 @@ def _wait_committed(
     deadline = time.monotonic() + timeout
     done = 0
     while time.monotonic() < deadline:
-        try:
-            done = _committed(settings, topic)
-        except KafkaException as exc:
-            # While a killed instance's transaction is still open (until the broker aborts it
-            # after transaction.timeout.ms), its pending offset commit makes the group's
-            # offsets "unstable" and the fetch is retried until it times out: ask again.
-            if exc.args[0].code() != KafkaError._TIMED_OUT:
-                raise
-            continue
+        done = _committed(settings, topic)
         if done >= at_least:
             return done
         for p in procs:
