@@ -7,31 +7,21 @@ import phonenumbers
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from phonenumbers import PhoneNumberType
 
 from leadstream.phones import is_valid_number, parse_plain
 from leadstream_filter.fields import phone_e164
+from tests.support.phones import TYPES, example_numbers, neighbours
 
 REGIONS = sorted(phonenumbers.SUPPORTED_REGIONS)
 CODES = sorted(phonenumbers.COUNTRY_CODE_TO_REGION_CODE)
-TYPES = [v for k, v in vars(PhoneNumberType).items() if k.isupper()]
 
 
 @pytest.mark.parametrize("region", REGIONS)
 def test_example_numbers_of_every_region(region: str) -> None:
-    for kind in TYPES:
-        for example in (
-            phonenumbers.example_number_for_type(region, kind),
-            phonenumbers.invalid_example_number(region),
-        ):
-            if example is None:
-                continue
-            assert is_valid_number(example) == phonenumbers.is_valid_number(example)
-            for cut in (1, 2):  # one or two digits shorter / longer
-                for n in (example.national_number // 10**cut, example.national_number * 10**cut):
-                    number = phonenumbers.PhoneNumber(country_code=example.country_code,
-                                                      national_number=n)  # fmt: skip
-                    assert is_valid_number(number) == phonenumbers.is_valid_number(number)
+    for example in example_numbers(region):
+        assert is_valid_number(example) == phonenumbers.is_valid_number(example)
+        for number in neighbours(example):  # one or two digits shorter / longer
+            assert is_valid_number(number) == phonenumbers.is_valid_number(number)
 
 
 @settings(max_examples=3000, deadline=None)
@@ -122,25 +112,16 @@ def texts_of(number: phonenumbers.PhoneNumber, region: str) -> list[str]:
 
 @pytest.mark.parametrize("region", REGIONS)
 def test_shortcut_on_example_numbers_of_every_region(region: str) -> None:
-    for kind in TYPES:
-        for example in (
-            phonenumbers.example_number_for_type(region, kind),
-            phonenumbers.invalid_example_number(region),
-        ):
-            if example is None:
-                continue
-            for cut in (0, 1, 2):  # as is, one or two digits shorter / longer
-                for n in {example.national_number // 10**cut, example.national_number * 10**cut}:
-                    number = phonenumbers.PhoneNumber(country_code=example.country_code,
-                                                      national_number=n)  # fmt: skip
-                    number.italian_leading_zero = example.italian_leading_zero
-                    number.number_of_leading_zeros = example.number_of_leading_zeros
-                    for text in texts_of(number, region):
-                        for default in (region, "ZZ"):
-                            check_text(text, default)
-            # the shortcut does answer for the usual shapes
-            e164 = phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.E164)
-            assert parse_plain(e164, region) not in (False, None)
+    for example in example_numbers(region):
+        for number in neighbours(example, (0, 1, 2)):  # as is, one or two digits shorter / longer
+            number.italian_leading_zero = example.italian_leading_zero
+            number.number_of_leading_zeros = example.number_of_leading_zeros
+            for text in texts_of(number, region):
+                for default in (region, "ZZ"):
+                    check_text(text, default)
+        # the shortcut does answer for the usual shapes
+        e164 = phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.E164)
+        assert parse_plain(e164, region) not in (False, None)
 
 
 @settings(max_examples=3000, deadline=None)
