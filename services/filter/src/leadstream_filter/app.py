@@ -30,7 +30,6 @@ def build_stage(settings: FilterSettings, engine: Engine) -> Stage:
         default_region=settings.default_phone_region,
         allow_smtputf8=settings.allow_smtputf8,
         strict_phones=settings.phone_validation == "valid",
-        claim_chunk=settings.claim_chunk,
     )
     return Stage(STAGE, [INPUT], logic, rejected_topics=[REJECTED], outcome_header=REASON_HEADER)
 

@@ -55,13 +55,6 @@ class FilterSettings(Settings):
         ge=0,
         description="Poll the suppression list at most this often (0 = per batch).",
     )
-    claim_chunk: int = Field(
-        default=0,
-        ge=0,
-        description="Claim new contacts this many at a time, the earlier chunks' statements "
-        "overlapping the normalization of the rest of the batch (0 = one claim per batch). "
-        "Pays off only where a statement's cost is latency rather than per-commit work.",
-    )
     database_pool_size: int = Field(default=2, ge=1)
 
     def policy(self) -> Policy:

@@ -9,22 +9,16 @@ For every input exactly one output, keyed by the normalized email:
   ``suppressed_email``, ``suppressed_domain``, ``role_account`` / ``free_provider`` (only when
   policy rejects them; otherwise they pass with a flag), ``duplicate``.
 
-De-duplication asks the registry once per batch, or once per ``claim_chunk`` new emails of
-it when that is set (0, the default: once per batch). The first record of an email in the
-batch claims it; the registry answers which event created each contact, so the replay of the
+De-duplication asks the registry once per batch. The first record of an email in the batch
+claims it; the registry answers which event created each contact, so the replay of the
 creating event passes again (same output, same deterministic event id) while every other
-record of that email is a ``duplicate``. With chunks, a chunk's claim runs on a worker thread
-while the records after it are normalized (the database round trip overlaps the CPU work);
-the last chunk's is made on the calling thread, and the batch's outputs are built once every
-claim has answered. Claims are idempotent statements of their own and the chunks' emails are
-distinct, so splitting a batch decides exactly as one claim would.
+record of that email is a ``duplicate``.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -63,7 +57,6 @@ class FilterLogic:
         default_region: str = "GB",
         allow_smtputf8: bool = True,
         strict_phones: bool = True,
-        claim_chunk: int = 0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.policy = policy
@@ -72,49 +65,32 @@ class FilterLogic:
         self.default_region = default_region.upper()
         self.allow_smtputf8 = allow_smtputf8
         self.strict_phones = strict_phones
-        self.claim_chunk = claim_chunk
         self.clock = clock
-        self._claimer: ThreadPoolExecutor | None = None
 
     def __call__(self, records: Sequence[Record]) -> list[list[Output]]:
         now_ms = int(self.clock() * 1000)
         self.suppressions.refresh()
         outputs: list[list[Output]] = [[] for _ in records]
         passing: list[tuple[int, dict[str, Any], NewContact]] = []
-        claimed: set[str] = set()
-        chunk: list[NewContact] = []
-        claims: list[Future[Mapping[str, str]]] = []
-        try:
-            for i, record in enumerate(records):
-                value = record.value
-                try:
-                    address = normalize_email(
-                        value.get("email"), allow_smtputf8=self.allow_smtputf8
-                    )
-                except AddressError as exc:
-                    key = (value.get("email") or "").strip().lower() or record.key
-                    rejection = Rejection(exc.reason, exc.detail)
-                    outputs[i] = [_rejected(value, now_ms, rejection, key)]
-                    continue
-                suppressed = self.suppressions.match(address.normalized, address.domain)
-                screening = self.policy.screen(address, suppressed)
-                if screening.rejection is not None:
-                    outputs[i] = [_rejected(value, now_ms, screening.rejection, address.normalized)]
-                    continue
-                filtered = self._filtered(value, address, screening, now_ms)
-                contact = _new_contact(filtered, address, value)
-                if address.normalized not in claimed:  # the batch's first record of the email
-                    claimed.add(address.normalized)
-                    chunk.append(contact)
-                    if len(chunk) == self.claim_chunk:
-                        claims.append(self._claim_later(chunk))
-                        chunk = []
-                passing.append((i, filtered, contact))
-            owners = dict(self.registry.claim(chunk)) if chunk else {}
-            for claim in claims:
-                owners.update(claim.result())
-        finally:
-            wait(claims)  # no claim of this batch outlives the call, even when it fails
+        claims: dict[str, NewContact] = {}
+        for i, record in enumerate(records):
+            value = record.value
+            try:
+                address = normalize_email(value.get("email"), allow_smtputf8=self.allow_smtputf8)
+            except AddressError as exc:
+                key = (value.get("email") or "").strip().lower() or record.key
+                outputs[i] = [_rejected(value, now_ms, Rejection(exc.reason, exc.detail), key)]
+                continue
+            suppressed = self.suppressions.match(address.normalized, address.domain)
+            screening = self.policy.screen(address, suppressed)
+            if screening.rejection is not None:
+                outputs[i] = [_rejected(value, now_ms, screening.rejection, address.normalized)]
+                continue
+            filtered = self._filtered(value, address, screening, now_ms)
+            contact = _new_contact(filtered, address, value)
+            claims.setdefault(address.normalized, contact)  # the batch's first record of it
+            passing.append((i, filtered, contact))
+        owners = self.registry.claim(list(claims.values())) if claims else {}
         for i, filtered, contact in passing:
             owner = owners[contact.email_normalized]
             if owner == contact.event_id:
@@ -125,11 +101,6 @@ class FilterLogic:
                     _rejected(records[i].value, now_ms, duplicate, contact.email_normalized)
                 ]
         return outputs
-
-    def _claim_later(self, contacts: list[NewContact]) -> Future[Mapping[str, str]]:
-        if self._claimer is None:
-            self._claimer = ThreadPoolExecutor(1, thread_name_prefix="filter-claim")
-        return self._claimer.submit(self.registry.claim, contacts)
 
     def _filtered(
         self, value: dict[str, Any], address: Address, screening: Screening, now_ms: int
