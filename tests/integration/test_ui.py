@@ -15,12 +15,17 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 from websockets.sync.client import ClientConnection, connect
@@ -167,27 +172,36 @@ def test_ui_lists_our_topics_and_filters_them(
     assert row.split()[1:3] == [topic, "2"], row  # name, then partitions
 
 
-def test_ui_decodes_avro_records_through_the_registry(
-    settings: Settings, prefix: str, tmp_path: Path
-) -> None:
+def _one_contact_on_the_topic(settings: Settings, job_id: str) -> dict[str, Any]:
+    """A contact produced, Avro-framed with its registered schema, to a new ``contacts.raw``."""
     topic = settings.topic("contacts.raw")
     create_topics(settings, [topic], partitions=1)
     assert all(result.ok for result in register_schemas(settings))
     serde = Serde(settings)
     try:
         event_id = str(uuid.uuid4())
-        contact = {
+        contact: dict[str, Any] = {
             "event_id": event_id,
-            "job_id": "job-ui",
+            "job_id": job_id,
             "source": "api",
             "event_time": int(time.time() * 1000),
             "email": f"ui-{event_id[:8]}@example.com",
         }
         produce(
-            settings, topic, [(contact["email"].encode(), serde.serialize(contact, topic), None)]
+            settings,
+            topic,
+            [(contact["email"].encode(), serde.serialize(contact, topic), None)],
         )
     finally:
         serde.close()
+    return contact
+
+
+def test_ui_decodes_avro_records_through_the_registry(
+    settings: Settings, prefix: str, tmp_path: Path
+) -> None:
+    contact = _one_contact_on_the_topic(settings, "job-ui")
+    event_id = contact["event_id"]
     # Avro binary holds no field names: seeing them proves the value was decoded with the
     # schema the registry returned for the record's schema id.
     decoded = f"'event_id': '{event_id}'"
@@ -195,17 +209,95 @@ def test_ui_decodes_avro_records_through_the_registry(
         settings, tmp_path / "ui.log", "--topic", "contacts.raw", "--topic-prefix", prefix
     ) as ui:
         html = load_page(ui)
-        # Once, late in a full suite run, the registry never answered kaskade's schema look-up
-        # (``GET /schemas/ids/1?subject=…``; every other client was served) and the screen
-        # waited on it. A person reloads the page: a new tab is a new kaskade process, so the
-        # test does the same, once, before it fails with what was drawn.
-        for attempt in (1, 2):
-            with open_app(ui, html) as screen:
-                try:
-                    shown = screen.wait_for(lambda text: decoded in text, timeout=60.0)
-                    break
-                except AssertionError:
-                    if attempt == 2:
-                        raise
+        with open_app(ui, html) as screen:
+            shown = screen.wait_for(lambda text: decoded in text, timeout=60.0)
     assert contact["email"] in shown
     assert "'job_id': 'job-ui'" in shown
+
+
+class SilentOnce:
+    """An HTTP relay in front of the registry that never answers the first request whose path
+    holds ``silent`` (it keeps the connection open, as the registry itself did now and then),
+    and relays every other request."""
+
+    def __init__(self, upstream: str, silent: str) -> None:
+        assert upstream.startswith("http://"), upstream
+        self.upstream = upstream.rstrip("/")
+        self.silent = silent
+        self.silenced: list[str] = []
+        self.relayed: list[str] = []
+        self._release = threading.Event()
+        relay = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:
+                if relay.silent in self.path and not relay.silenced:
+                    relay.silenced.append(self.path)
+                    relay._release.wait()
+                    self.close_connection = True
+                    return
+                relay.relayed.append(self.path)
+                request = urllib.request.Request(  # noqa: S310 - upstream is http://, checked
+                    relay.upstream + self.path, headers={"Accept": self.headers["Accept"] or "*/*"}
+                )
+                try:
+                    with urllib.request.urlopen(request, timeout=10) as resp:  # noqa: S310
+                        status, body, kind = resp.status, resp.read(), resp.headers["Content-Type"]
+                except urllib.error.HTTPError as exc:
+                    status, body, kind = exc.code, exc.read(), exc.headers["Content-Type"]
+                self.send_response(status)
+                self.send_header("Content-Type", kind or "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = int(self.server.server_address[1])
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> SilentOnce:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._release.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_ui_outlasts_a_registry_request_that_is_never_answered(
+    settings: Settings, prefix: str, tmp_path: Path
+) -> None:
+    """The registry once left the deserializer's first look-up unanswered and the tab waited
+    for good; each request now has a deadline, after which the client asks again."""
+    contact = _one_contact_on_the_topic(settings, "job-ui-2")
+    event_id = contact["event_id"]
+    registry = urllib.parse.urlsplit(settings.schema_registry_url)
+    upstream = f"{registry.scheme}://{registry.netloc}"
+    # The deserializer's first request for a record's subject (confluent-kafka 2.16).
+    with SilentOnce(upstream, silent="/associations/") as relay:
+        through_relay = settings.model_copy(
+            update={"schema_registry_url": f"http://127.0.0.1:{relay.port}{registry.path}"}
+        )
+        with (
+            served_ui(
+                through_relay,
+                tmp_path / "ui.log",
+                "--topic",
+                "contacts.raw",
+                "--topic-prefix",
+                prefix,
+            ) as ui,
+            open_app(ui, load_page(ui)) as screen,
+        ):
+            shown = screen.wait_for(lambda text: f"'event_id': '{event_id}'" in text, timeout=90.0)
+    assert relay.silenced, f"the look-up to leave unanswered never came: {relay.relayed}"
+    assert any("/associations/" in path for path in relay.relayed), relay.relayed
+    assert contact["email"] in shown
+    assert "'job_id': 'job-ui-2'" in shown

@@ -9,7 +9,8 @@ import pytest
 from leadstream.errors import ConfigError
 from leadstream.settings import Settings
 from leadstream.ui import KASKADE, TEXTUAL_SERVE, plan_ui
-from leadstream.ui.kaskade import SERVE_SCRIPT
+from leadstream.ui.kaskade import REGISTRY_TIMEOUT_S, SERVE_SCRIPT
+from leadstream.ui.launch import numeric_conf, with_numeric_conf
 
 
 def _settings(prefix: str = "") -> Settings:
@@ -55,3 +56,26 @@ def test_without_uv_the_ui_says_what_is_missing(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("PATH", "/nonexistent")
     with pytest.raises(ConfigError, match="needs uv"):
         plan_ui(_settings())
+
+
+def test_each_registry_request_of_a_tab_has_a_deadline() -> None:
+    plan = plan_ui(_settings(), topic="contacts.raw", uv="/bin/uv")
+    kaskade = plan.argv[plan.argv.index("--") + 1 :]
+    assert ("--registry", f"timeout={REGISTRY_TIMEOUT_S:g}") in list(itertools.pairwise(kaskade))
+
+
+def test_the_launcher_gives_the_registry_client_numbers() -> None:
+    """kaskade passes every ``--registry`` value as text; the client needs numbers."""
+    conf = {"url": "http://r", "timeout": "10", "max.retries": "5", "retries.wait.ms": "250.0"}
+    assert numeric_conf(conf) == {
+        "url": "http://r",
+        "timeout": 10.0,
+        "max.retries": 5,
+        "retries.wait.ms": 250,
+    }
+    assert numeric_conf({"url": "http://r"}) == {"url": "http://r"}
+    with pytest.raises(ValueError, match="could not convert"):
+        numeric_conf({"timeout": "soon"})
+    made: list[dict[str, object]] = []
+    with_numeric_conf(made.append)({"timeout": "2.5"})
+    assert made == [{"timeout": 2.5}]

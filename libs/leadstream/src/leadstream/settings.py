@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal, Self
 
-from pydantic import SecretStr, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from leadstream.errors import ConfigError
@@ -26,6 +26,11 @@ class Settings(BaseSettings):
     env: Literal["dev", "test", "prod"] = "dev"
     kafka_bootstrap: str = "127.0.0.1:9092"
     schema_registry_url: str = "http://127.0.0.1:8081/apis/ccompat/v7"
+    schema_registry_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="Deadline of each registry request; a timed-out one is retried (3 times).",
+    )
     database_url: str = "postgresql+psycopg://leadstream@127.0.0.1:5432/leadstream"
     database_password: SecretStr = SecretStr("leadstream")
     mongo_url: str = "mongodb://127.0.0.1:27017/"

@@ -23,7 +23,7 @@ from leadstream_jobs.codec import JobStateCodec
 from leadstream_jobs.config import JobsSettings
 from leadstream_jobs.counter import EVENTS_TOPIC, CounterCodec, counter_stage
 from leadstream_jobs.service import CounterService
-from leadstream_jobs.table import build_app
+from leadstream_jobs.table import build_app, watch_recovery
 from leadstream_jobs.topology import STATE_TOPIC, ensure_topics
 
 log = logging.getLogger("leadstream_jobs")
@@ -54,11 +54,17 @@ def main() -> None:
         status = 1
     up_s = time.monotonic() - began
     if status != 0 and up_s > RESTART_AFTER_S:
-        log.warning("leadstream-jobs crashed after %.0fs up; starting again", up_s)
-        logging.shutdown()
-        time.sleep(RESTART_DELAY_S)
-        os.execv(sys.executable, [sys.executable, *sys.argv])  # noqa: S606 - this very program
+        restart_in_place(f"crashed after {up_s:.0f}s up")
     _exit(status)
+
+
+def restart_in_place(reason: str) -> NoReturn:
+    """Start this program again in this process (same pid, same instance id): what is
+    committed in Kafka is all the state there is, so nothing is lost or counted twice."""
+    log.warning("leadstream-jobs %s; starting again", reason)
+    logging.shutdown()
+    time.sleep(RESTART_DELAY_S)
+    os.execv(sys.executable, [sys.executable, *sys.argv])  # noqa: S606 - this very program
 
 
 def run(settings: JobsSettings) -> None:
@@ -85,6 +91,7 @@ def run(settings: JobsSettings) -> None:
             codec=JobStateCodec(codec=state_codec),
             health=health,
         )
+        watch_recovery(app, settings.recovery_limit_s, restart_in_place)
         worker = faust.Worker(
             app, CounterService(runner), loglevel=_level(settings.log_level), quiet=True
         )

@@ -21,8 +21,14 @@ COMPATIBILITY = "BACKWARD"
 
 
 def registry_client(settings: Settings) -> SchemaRegistryClient:
-    """A client for ``settings.schema_registry_url`` (``mock://…``: in-memory, for tests)."""
-    return SchemaRegistryClient.new_client({"url": settings.schema_registry_url})
+    """A client for ``settings.schema_registry_url`` (``mock://…``: in-memory, for tests).
+
+    Every request has a deadline (the client has none of its own): a registry that takes a
+    request and never answers (Apicurio did, now and then) must not stop a service for good.
+    """
+    return SchemaRegistryClient.new_client(
+        {"url": settings.schema_registry_url, "timeout": settings.schema_registry_timeout_s}
+    )
 
 
 @contextmanager

@@ -11,7 +11,8 @@ Two views:
 - *admin* (no topic): topics with partitions, record counts, consumer groups and their lag;
 - *consumer* (a topic): the topic's records from the earliest offset, read ``read_committed``,
   keys as text and values decoded with the Avro schema named in each record (the Confluent
-  wire format) from the registry's Confluent-compatible API.
+  wire format) from the registry's Confluent-compatible API, each registry request with a
+  deadline (``launch.py``).
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ KASKADE = "kaskade==5.1.0"
 TEXTUAL_SERVE = "textual-serve==1.1.3"
 SERVE_SCRIPT = Path(__file__).with_name("serve.py")
 """Runs inside kaskade's environment (it imports textual-serve, which ours does not have)."""
+REGISTRY_TIMEOUT_S = 10.0
+"""Deadline of each registry request a tab makes (``launch.py`` explains why one is needed)."""
 
 
 def kaskade_args(settings: Settings, topic: str | None = None, *, refresh_s: int = 5) -> list[str]:
@@ -50,6 +53,8 @@ def kaskade_args(settings: Settings, topic: str | None = None, *, refresh_s: int
         "registry",
         "--registry",
         f"url={settings.schema_registry_url}",
+        "--registry",
+        f"timeout={REGISTRY_TIMEOUT_S:g}",
         "--fallback",
         "encoding=escaped",
     ]

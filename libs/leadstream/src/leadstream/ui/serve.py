@@ -1,7 +1,7 @@
 """Serve kaskade with textual-serve. Run by ``leadstream ui`` with kaskade's own interpreter.
 
 Usage: ``python serve.py --host H --port P --public-url URL --title T -- <kaskade args>``.
-Every browser tab that opens the page gets its own kaskade process.
+Every browser tab that opens the page gets its own kaskade process, started by ``launch.py``.
 """
 
 from __future__ import annotations
@@ -9,6 +9,9 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
+from pathlib import Path
+
+LAUNCH = Path(__file__).with_name("launch.py")
 
 
 def main(argv: list[str]) -> None:
@@ -23,7 +26,7 @@ def main(argv: list[str]) -> None:
 
     from textual_serve.server import Server
 
-    command = shlex.join([sys.executable, "-m", "kaskade.main", *kaskade])
+    command = shlex.join([sys.executable, str(LAUNCH), *kaskade])
     server = Server(
         command, host=args.host, port=args.port, title=args.title, public_url=args.public_url
     )
