@@ -23,8 +23,9 @@ from leadstream_jobs.codec import JobStateCodec
 from leadstream_jobs.config import JobsSettings
 from leadstream_jobs.counter import EVENTS_TOPIC, CounterCodec, counter_stage
 from leadstream_jobs.service import CounterService
-from leadstream_jobs.table import build_app, watch_recovery
+from leadstream_jobs.table import build_app
 from leadstream_jobs.topology import STATE_TOPIC, ensure_topics
+from leadstream_jobs.watch import StallWatch
 
 log = logging.getLogger("leadstream_jobs")
 STALE_AFTER_S = 60.0
@@ -76,8 +77,12 @@ def run(settings: JobsSettings) -> None:
         serde.codec(EVENTS_TOPIC).prepare()  # fail fast when the schemas are not registered
         state_codec = serde.codec(STATE_TOPIC)
         state_codec.prepare()
+        stall = StallWatch(settings.stall_limit_s)
         runner = StageRunner(
-            counter_stage(settings), settings, CounterCodec(settings, serde), RuntimeConfig()
+            counter_stage(settings, on_deltas=stall.counted),
+            settings,
+            CounterCodec(settings, serde),
+            RuntimeConfig(),
         )
 
         def health() -> tuple[bool, dict[str, object]]:
@@ -90,8 +95,9 @@ def run(settings: JobsSettings) -> None:
             replication=topics.topic_replication_factor,
             codec=JobStateCodec(codec=state_codec),
             health=health,
+            on_applied=stall.applied,
         )
-        watch_recovery(app, settings.recovery_limit_s, restart_in_place)
+        stall.start(restart_in_place)
         worker = faust.Worker(
             app, CounterService(runner), loglevel=_level(settings.log_level), quiet=True
         )

@@ -34,9 +34,9 @@ class JobsSettings(EventSettings):
     session_timeout_s: float = Field(
         default=10.0, gt=0, description="Consumer session timeout of the table app."
     )
-    recovery_limit_s: float = Field(
-        default=180.0,
+    stall_limit_s: float = Field(
+        default=120.0,
         gt=0,
-        description="A table recovery (rebuilding the state from jobs.state) still running after "
-        "this long restarts the service in place (see docs/reliability.md).",
+        description="Deltas counted and none applied by the table for this long restart the "
+        "service in place (leadstream_jobs/watch.py).",
     )

@@ -9,7 +9,7 @@ and the input offsets in one Kafka transaction, so each input is counted exactly
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from leadstream.events import Serde
@@ -53,8 +53,9 @@ class CounterCodec:
         return json.dumps(record, separators=(",", ":")).encode()
 
 
-def counter_stage(settings: Settings) -> Stage:
-    """The counter stage for these settings (topic prefix)."""
+def counter_stage(settings: Settings, on_deltas: Callable[[], None] | None = None) -> Stage:
+    """The counter stage for these settings (topic prefix); ``on_deltas`` is called for each
+    batch that hands out deltas."""
     prefix = settings.topic_prefix
     events_topic = settings.topic(EVENTS_TOPIC)
 
@@ -70,6 +71,8 @@ def counter_stage(settings: Settings) -> Stage:
             Output(DELTAS_TOPIC, d.to_wire(), key=job_id, headers={h.JOB_ID: job_id})
             for job_id, d in deltas.items()
         ]
+        if outputs and on_deltas is not None:
+            on_deltas()
         # The batch's deltas ride on its last record: the runtime commits them all together.
         return [[] for _ in records[:-1]] + [outputs] if records else []
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 import time
 from collections import Counter as Tally
 from collections.abc import Callable, Iterator, Mapping
@@ -40,7 +39,6 @@ from leadstream_jobs.topology import STATE_TOPIC, TopologyError
 from leadstream_jobs.transport import Transport
 
 log = logging.getLogger(__name__)
-WATCH_EVERY_S = 5.0
 HealthProbe = Callable[[], tuple[bool, dict[str, object]]]
 
 DELTAS_APPLIED = Counter("leadstream_jobs_deltas_applied", "Deltas applied to the job table")
@@ -82,8 +80,9 @@ def build_app(
     replication: int,
     codec: JobStateCodec,
     health: HealthProbe,
+    on_applied: Callable[[], None] | None = None,
 ) -> faust.App:
-    """The table app, not started."""
+    """The table app, not started; ``on_applied`` is called for each delta it takes."""
     app_id = settings.topic(f"{settings.consumer_group}-table")
     data_dir = Path(settings.data_dir).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)  # faust makes only the last level
@@ -138,6 +137,8 @@ def build_app(
 
     async def apply_deltas(stream: Any) -> None:
         async for event in stream.events():
+            if on_applied is not None:
+                on_applied()
             if not checked:
                 _check_copartitioned(app, deltas.get_topic_name(), changelog.get_topic_name())
                 checked.append(True)
@@ -175,47 +176,6 @@ def build_app(
     app.page("/healthz")(healthz)
     setup_prometheus_sensors(app, name_prefix="leadstream_jobs_table")
     return app
-
-
-def recovery_overdue(recovery: Any, now: float, limit_s: float) -> float | None:
-    """How long faust's table recovery has been running if that is more than ``limit_s``,
-    else None (not recovering, or not for that long)."""
-    started = getattr(recovery, "_recovery_started_at", None)
-    if not recovery.in_recovery or started is None or now - started <= limit_s:
-        return None
-    return float(now - started)
-
-
-def watch_recovery(
-    app: faust.App, limit_s: float, on_stuck: Callable[[str], None]
-) -> threading.Event:
-    """Call ``on_stuck`` (from a daemon thread) when the table's recovery runs past
-    ``limit_s``; setting the returned event ends the watch.
-
-    After a crash the table rebuilds its state from ``jobs.state`` (read_committed) up to the
-    partitions' last stable offsets. Once, after a broker restart and then a SIGKILL of the
-    service, that recovery never ended (faust logged nothing for 5 minutes, then "Stream has
-    not started processing" for every ``jobs.state`` partition, and its transactions timed
-    out): job state stopped for good. A restart starts the recovery afresh.
-    """
-
-    stop = threading.Event()
-
-    def watch() -> None:
-        while not stop.wait(WATCH_EVERY_S):
-            recovery = app.tables.recovery
-            overdue = recovery_overdue(recovery, time.monotonic(), limit_s)
-            if overdue is not None:
-                offsets = dict(recovery.active_offsets)
-                highwaters = dict(recovery.active_highwaters)
-                on_stuck(
-                    f"table recovery still running after {overdue:.0f}s "
-                    f"(read {offsets}, to reach {highwaters})"
-                )
-                return
-
-    threading.Thread(target=watch, name="recovery-watch", daemon=True).start()
-    return stop
 
 
 def _check_copartitioned(app: faust.App, deltas: str, state: str) -> None:
