@@ -28,16 +28,9 @@ from leadstream_verify.cache import LocalCache, RedisCache
 from leadstream_verify.lookup import CachedMailLookup
 from leadstream_verify.mail import MailStatus
 from leadstream_verify.resolver import DnsMailResolver
+from tests.support.clock import Clock
 
 pytestmark = pytest.mark.integration
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ from leadstream_filter.logic import FILTERED, REJECTED, FilterLogic
 from leadstream_filter.policy import Policy
 from leadstream_filter.ports import NewContact
 from leadstream_filter.suppressions import SuppressionSnapshot
+from tests.support.clock import Clock
 
 
 class FakeRegistry:
@@ -69,14 +70,6 @@ def raw(email: str | None, **fields: Any) -> Record:
         **fields,
     }
     return Record("contacts.raw", 0, 0, (email or "").lower().encode(), value, {}, 0)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture

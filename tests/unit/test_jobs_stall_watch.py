@@ -12,14 +12,7 @@ from leadstream.settings import Settings
 from leadstream_jobs import watch as watch_module
 from leadstream_jobs.counter import EVENTS_TOPIC, counter_stage
 from leadstream_jobs.watch import StallWatch
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support.clock import Clock
 
 
 def test_only_deltas_left_waiting_past_the_limit_are_a_stall() -> None:

@@ -6,14 +6,7 @@ from datetime import UTC, datetime
 
 from leadstream.db.api_keys import ApiKey
 from leadstream_ingest.key_cache import KeyCache
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support.clock import Clock
 
 
 def key(key_id: str) -> ApiKey:

@@ -18,18 +18,11 @@ from leadstream_verify.ports import VerificationRecord
 from leadstream_verify.reacher import outcome_of
 from leadstream_verify.resilience import BreakerState, CircuitBreaker, TokenBucket
 from leadstream_verify.verdict import ProviderOutcome, Verdict
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support.clock import Clock
 
 
 def test_token_bucket() -> None:
-    clock = Clock()
+    clock = Clock(0.0)
     bucket = TokenBucket(2.0, burst=3, clock=clock)
     assert [bucket.try_take() for _ in range(4)] == [True, True, True, False]
     assert bucket.wait_time() == pytest.approx(0.5)
@@ -54,7 +47,7 @@ def test_token_bucket_take_waits() -> None:
 
 
 def test_circuit_breaker() -> None:
-    clock = Clock()
+    clock = Clock(0.0)
     breaker = CircuitBreaker(failures=3, reset_s=10, clock=clock)
     for _ in range(2):
         breaker.failure()
