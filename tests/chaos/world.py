@@ -572,7 +572,8 @@ def chaos_world(scale: str, report: Report = _quiet) -> Iterator[World]:
         settings = world_settings(cfg)
         token = _prepare(settings, campaign)
         fake_server.start()
-        common = {"LEADSTREAM_ENV": "test", "LEADSTREAM_LOG_LEVEL": "WARNING"}
+        level = os.environ.get("CHAOS_LOG_LEVEL", "WARNING")  # INFO to read a failure's story
+        common = {"LEADSTREAM_ENV": "test", "LEADSTREAM_LOG_LEVEL": level}
         app_env = service_env(cfg, fake_server.url, key)
         services = Stack(
             cfg,

@@ -9,6 +9,7 @@ the ``jobs.state`` changelog, keeps counting correctly.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -23,12 +24,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Producer
+from confluent_kafka import Consumer, Producer, TopicPartition
 
 from leadstream.events import Serde, register_schemas
 from leadstream.jobs import JobState, JobStateView, JobStatus, read_job_state
 from leadstream.settings import Settings
 from leadstream.topics import TopicSettings, apply
+from leadstream_jobs.delta import Delta
 from tests.support.kafka import produce
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(280)]
@@ -327,4 +329,59 @@ def test_jobs_worker_counts_exactly_across_a_crash(
     assert one is not None
     assert _is_job1(one, 370), one
     assert read_job_state(settings, "no-such-job", timeout_s=20, serde=serde) is None
+    assert worker.terminate() == 0, worker.tail()
+
+
+def _delta_txn(settings: Settings, job: str, received: int, *, commit: bool) -> None:
+    """One transaction of one delta on ``jobs.deltas`` partition 0, as the counter writes."""
+    producer = Producer(
+        {"bootstrap.servers": settings.kafka_bootstrap, "transactional.id": f"it-{uuid.uuid4()}"}
+    )
+    producer.init_transactions(30)
+    producer.begin_transaction()
+    value = json.dumps(Delta(counts={"contacts.raw": received}).to_wire()).encode()
+    producer.produce(settings.topic("jobs.deltas"), value, job.encode(), partition=0)
+    producer.flush(30)
+    if commit:
+        producer.commit_transaction(30)
+    else:
+        producer.abort_transaction(30)
+
+
+def _table_committed(settings: Settings) -> int | None:
+    """The table app's committed offset on ``jobs.deltas`` partition 0."""
+    group = settings.topic("leadstream-jobs-table")
+    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": group})
+    try:
+        (tp,) = consumer.committed([TopicPartition(settings.topic("jobs.deltas"), 0)], timeout=10)
+        return tp.offset if tp.offset >= 0 else None
+    finally:
+        consumer.close()
+
+
+def test_an_aborted_transaction_right_after_a_partitions_first_delta_does_not_stop_it(
+    ready: Settings, serde: Serde, worker: Worker
+) -> None:
+    """Offset 0 applied and committed (1), then an aborted transaction (2, marker 3): the
+    next delta (4) must be applied and committed. faust 0.15 records no gap after offset 0
+    and never committed that partition again (seen in the fault suite after a broker
+    restart aborted the counter's transaction)."""
+    settings = ready
+    job = f"job-{uuid.uuid4().hex[:8]}"
+    worker.start()
+    with JobStateView(settings, serde=serde) as view:
+        _delta_txn(settings, job, 1, commit=True)  # offset 0, commit marker 1
+        view.wait_for(job, lambda s: s.received == 1, timeout=30)
+        deadline = time.monotonic() + 30
+        while _table_committed(settings) != 1 and time.monotonic() < deadline:
+            time.sleep(0.3)
+        assert _table_committed(settings) == 1, worker.tail()
+        _delta_txn(settings, job, 100, commit=False)  # offset 2, abort marker 3
+        _delta_txn(settings, job, 2, commit=True)  # offset 4, commit marker 5
+        state = view.wait_for(job, lambda s: s.received >= 3, timeout=40)
+        assert state.received == 3, state
+    deadline = time.monotonic() + 30
+    while _table_committed(settings) != 5 and time.monotonic() < deadline:
+        time.sleep(0.3)
+    assert _table_committed(settings) == 5, worker.tail()  # past the delta at offset 4
     assert worker.terminate() == 0, worker.tail()
