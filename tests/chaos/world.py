@@ -24,7 +24,7 @@ from typing import Any
 
 import httpx
 import sqlalchemy as sa
-from confluent_kafka import Consumer
+from confluent_kafka import Consumer, ConsumerGroupTopicPartitions
 from confluent_kafka.admin import AdminClient
 from pymongo import MongoClient
 
@@ -37,7 +37,7 @@ from leadstream.events import register_schemas
 from leadstream.infra import InfraSettings, Stack
 from leadstream.infra.apps import app_servers
 from leadstream.infra.servers import Server
-from leadstream.jobs import JobState, JobStateView
+from leadstream.jobs import JobState, JobStateTimeout, JobStateView
 from leadstream.settings import Settings
 from leadstream.topics import TopicSettings, apply
 from tests.support.fake_bison import FakeBison, FakeBisonServer
@@ -374,11 +374,43 @@ class World:
             assert view.wait_ready(60), "jobs.state not readable"
             for up in uploads:
                 left = max(1.0, deadline - time.monotonic())
-                states[up.job_id] = view.wait_for(up.job_id, settled, timeout=left)
+                try:
+                    states[up.job_id] = view.wait_for(up.job_id, settled, timeout=left)
+                except JobStateTimeout as exc:
+                    lagging = "\n".join(self.lagging()) or "(no consumer group lags)"
+                    raise AssertionError(f"{exc}\nconsumer groups behind:\n{lagging}") from exc
             time.sleep(2)  # anything counted twice would arrive after "settled"
             for up in uploads:
                 states[up.job_id] = view.get(up.job_id) or states[up.job_id]
         return states
+
+    def lagging(self) -> list[str]:
+        """``group topic[partition]: committed/end`` for each partition a service group (or the
+        job table) has not consumed to its end: where a stuck pipeline stopped."""
+        groups = [*GROUPS.values(), f"{GROUPS['jobs']}-table"]
+        admin = AdminClient({"bootstrap.servers": self.settings.kafka_bootstrap})
+        ends = Consumer(
+            {
+                "bootstrap.servers": self.settings.kafka_bootstrap,
+                "group.id": f"chaos-lag-{os.getpid()}",
+                "isolation.level": "read_committed",
+            }
+        )
+        lines: list[str] = []
+        try:
+            for group in groups:  # the admin client lists one group per request
+                (future,) = admin.list_consumer_group_offsets(
+                    [ConsumerGroupTopicPartitions(group)], request_timeout=10
+                ).values()
+                for tp in future.result(timeout=15).topic_partitions or []:
+                    _, end = ends.get_watermark_offsets(tp, timeout=10)
+                    if tp.offset >= 0 and end - tp.offset > 1:  # a commit marker may trail
+                        lines.append(f"{group} {tp.topic}[{tp.partition}]: {tp.offset}/{end}")
+        except Exception as exc:  # a report of a failure must not hide it
+            lines.append(f"(lag report failed: {exc!r})")
+        finally:
+            ends.close()
+        return sorted(lines)
 
     def contacts_in_postgres(self, emails: Iterable[str]) -> dict[str, int]:
         wanted = list(emails)
