@@ -31,8 +31,15 @@ log = logging.getLogger("leadstream_jobs")
 STALE_AFTER_S = 60.0
 EXIT_GRACE_S = 10.0
 RESTART_AFTER_S = 30.0
-"""A crash later than this after start is restarted in place; an earlier one exits."""
+"""A crash later than this after start is restarted in place; an earlier one is a start-up
+failure (restarted only while a crash's outage is within ``restart_patience_s``)."""
 RESTART_DELAY_S = 2.0
+RETRY_DELAY_S = 5.0
+"""Pause before another start while the outage after a crash lasts."""
+DOWN_SINCE_ENV = "LEADSTREAM_JOBS_DOWN_SINCE"
+"""Set across a restart in place: when (epoch seconds) the crash that began it happened."""
+_worker_began: list[float] = []
+"""When the faust worker was started (monotonic): the steps before it are start-up."""
 
 
 def main() -> None:
@@ -42,36 +49,70 @@ def main() -> None:
     broker restart that outlasts a transaction causes) starts the process again in place
     (same pid, same instance id, so the new counter fences the old one's transaction): the
     table app cannot be restarted inside one process, and nothing else may be there to
-    restart it (``leadstream services`` does not supervise). A failure at start-up exits.
+    restart it (``leadstream services`` does not supervise). A start that then fails (Kafka
+    still down) is tried again every few seconds for ``restart_patience_s`` after the crash;
+    a failure at the first start exits.
     """
-    began = time.monotonic()
+    settings: JobsSettings | None = None
     try:
-        run(JobsSettings())
+        settings = JobsSettings()
+        run(settings)
         status = 0
     except SystemExit as exc:  # how faust's worker ends, normally or after a crash
         status = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except Exception:
         log.exception("leadstream-jobs failed")
         status = 1
-    up_s = time.monotonic() - began
-    if status != 0 and up_s > RESTART_AFTER_S:
-        restart_in_place(f"crashed after {up_s:.0f}s up")
+    up_s = time.monotonic() - _worker_began[0] if _worker_began else 0.0
+    patience_s = settings.restart_patience_s if settings is not None else 0.0
+    down_since = restart_from(status, up_s, _down_since(), time.time(), patience_s)
+    if down_since is not None:
+        delay = RESTART_DELAY_S if up_s > RESTART_AFTER_S else RETRY_DELAY_S
+        restart_in_place(f"exited with {status} after {up_s:.0f}s up", down_since, delay)
     _exit(status)
 
 
-def restart_in_place(reason: str) -> NoReturn:
+def restart_from(
+    status: int, up_s: float, down_since: float | None, now: float, patience_s: float
+) -> float | None:
+    """Whether to start again in place after an exit, as the time the outage began (kept
+    across the restarts it takes), or None to exit.
+
+    ``up_s`` counts from the start of the worker (0 when start-up failed before it). A clean
+    exit ends the process. A crash after ``RESTART_AFTER_S`` up begins an outage now.
+    A quicker failure is a start-up failure: retried while the outage it belongs to is within
+    ``patience_s``, else (or at the very first start) the process exits.
+    """
+    if status == 0:
+        return None
+    if up_s > RESTART_AFTER_S:
+        return now
+    if down_since is not None and now - down_since < patience_s:
+        return down_since
+    return None
+
+
+def restart_in_place(reason: str, down_since: float, delay_s: float = RESTART_DELAY_S) -> NoReturn:
     """Start this program again in this process (same pid, same instance id): what is
     committed in Kafka is all the state there is, so nothing is lost or counted twice."""
-    log.warning("leadstream-jobs %s; starting again", reason)
+    log.warning("leadstream-jobs %s; starting again in %gs", reason, delay_s)
     logging.shutdown()
-    time.sleep(RESTART_DELAY_S)
+    time.sleep(delay_s)
+    os.environ[DOWN_SINCE_ENV] = repr(down_since)
     os.execv(sys.executable, [sys.executable, *sys.argv])  # noqa: S606 - this very program
+
+
+def _down_since() -> float | None:
+    try:
+        return float(os.environ[DOWN_SINCE_ENV])
+    except (KeyError, ValueError):
+        return None
 
 
 def run(settings: JobsSettings) -> None:
     """Wire the counter and the table app and run them (faust's worker exits by SystemExit)."""
     topics = TopicSettings.of(settings)
-    partitions = ensure_topics(topics)
+    partitions = ensure_topics(topics, timeout_s=settings.startup_timeout_s)
     serde = Serde(settings)
     try:
         serde.codec(EVENTS_TOPIC).prepare()  # fail fast when the schemas are not registered
@@ -97,10 +138,11 @@ def run(settings: JobsSettings) -> None:
             health=health,
             on_applied=stall.applied,
         )
-        stall.start(restart_in_place)
+        stall.start(lambda reason: restart_in_place(reason, time.time()))
         worker = faust.Worker(
             app, CounterService(runner), loglevel=_level(settings.log_level), quiet=True
         )
+        _worker_began.append(time.monotonic())
         worker.execute_from_commandline()
     finally:
         serde.close()

@@ -40,3 +40,14 @@ class JobsSettings(EventSettings):
         description="Deltas counted and none applied by the table for this long restart the "
         "service in place (leadstream_jobs/watch.py).",
     )
+    restart_patience_s: float = Field(
+        default=600.0,
+        ge=0,
+        description="After a crash of a running service, start-up failures (Kafka still down) "
+        "are retried in place for this long before the service gives up and exits.",
+    )
+    startup_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="How long start-up waits for Kafka to list and create the tracker's topics.",
+    )
