@@ -301,3 +301,39 @@ def test_ui_outlasts_a_registry_request_that_is_never_answered(
     assert any("/associations/" in path for path in relay.relayed), relay.relayed
     assert contact["email"] in shown
     assert "'job_id': 'job-ui-2'" in shown
+
+
+def _group_processes(pgid: int, script: str) -> list[int]:
+    """The pids of process group ``pgid`` running ``script`` (``python <script> …``)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if os.getpgid(int(entry.name)) != pgid:
+                continue
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except (OSError, ProcessLookupError):
+            continue  # gone meanwhile
+        if len(argv) > 1 and argv[1].endswith(script.encode()):
+            found.append(int(entry.name))
+    return found
+
+
+def test_a_tabs_app_ends_when_the_server_is_gone(settings: Settings, tmp_path: Path) -> None:
+    """The server killed outright (no chance to stop its apps): the tab's app ends by itself.
+    An app once outlived its server, stuck in a call."""
+    with (
+        served_ui(settings, tmp_path / "ui.log", "--refresh", "0") as ui,
+        open_app(ui, load_page(ui)) as screen,
+    ):
+        screen.wait_for(lambda text: re.search(r"Topics \[[1-9]\d*\]", text) is not None)
+        apps = _group_processes(ui.proc.pid, "launch.py")
+        servers = _group_processes(ui.proc.pid, "serve.py")
+        assert len(apps) == 1, ui.output()
+        assert len(servers) == 1, servers
+        os.kill(servers[0], signal.SIGKILL)
+        deadline = time.monotonic() + 15
+        while _group_processes(ui.proc.pid, "launch.py") and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not _group_processes(ui.proc.pid, "launch.py"), ui.output()

@@ -1,8 +1,11 @@
-"""``leadstream ui``'s command line, built without starting anything."""
+"""``leadstream ui``'s command line, built without starting anything; the tab launcher's
+registry settings and its watch on the server (on real processes)."""
 
 from __future__ import annotations
 
 import itertools
+import subprocess
+import threading
 
 import pytest
 
@@ -10,7 +13,7 @@ from leadstream.errors import ConfigError
 from leadstream.settings import Settings
 from leadstream.ui import KASKADE, TEXTUAL_SERVE, plan_ui
 from leadstream.ui.kaskade import REGISTRY_TIMEOUT_S, SERVE_SCRIPT
-from leadstream.ui.launch import numeric_conf, with_numeric_conf
+from leadstream.ui.launch import alive, numeric_conf, watch_server, with_numeric_conf
 
 
 def _settings(prefix: str = "") -> Settings:
@@ -79,3 +82,33 @@ def test_the_launcher_gives_the_registry_client_numbers() -> None:
     made: list[dict[str, object]] = []
     with_numeric_conf(made.append)({"timeout": "2.5"})
     assert made == [{"timeout": 2.5}]
+
+
+def test_a_process_is_alive_until_it_ends_even_before_it_is_reaped() -> None:
+    proc = subprocess.Popen(["sleep", "30"])
+    try:
+        assert alive(proc.pid)
+        proc.kill()
+        for _ in range(100):  # dead, not reaped: a zombie
+            if not alive(proc.pid):
+                break
+            threading.Event().wait(0.05)
+        assert not alive(proc.pid)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert not alive(proc.pid)
+
+
+def test_the_watch_calls_back_once_the_server_is_gone() -> None:
+    server = subprocess.Popen(["sleep", "30"])
+    gone = threading.Event()
+    try:
+        watch_server(server.pid, gone.set, every_s=0.05)
+        assert not gone.wait(0.5)  # the server runs: nothing happens
+        server.kill()
+        server.wait()
+        assert gone.wait(5)
+    finally:
+        server.kill()
+        server.wait()

@@ -12,13 +12,46 @@ out and the client's own retry asks again on a new connection.
 
 from __future__ import annotations
 
+import os
 import sys
+import threading
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 NUMERIC = ("timeout", "max.retries", "retries.wait.ms", "retries.max.wait.ms")
 """confluent-kafka registry-client settings that must be numbers."""
+SERVER_PID_ENV = "LEADSTREAM_UI_SERVER_PID"
+"""Set by ``serve.py``: the server whose tab this process serves. When it is gone, so is this
+process, even one stuck in a call (an app once outlived the server that way)."""
+WATCH_EVERY_S = 1.0
+
+
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (a zombie, dead but not yet reaped, does not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True  # no /proc here: the signal test is all there is
+    return stat.rpartition(")")[2].split()[:1] != ["Z"]
+
+
+def watch_server(pid: int, on_gone: Callable[[], object], every_s: float = WATCH_EVERY_S) -> None:
+    """Call ``on_gone`` from a daemon thread once process ``pid`` no longer runs."""
+
+    def run() -> None:
+        while alive(pid):
+            time.sleep(every_s)
+        on_gone()
+
+    threading.Thread(target=run, name="ui-server-watch", daemon=True).start()
 
 
 def numeric_conf(conf: Mapping[str, Any]) -> dict[str, Any]:
@@ -50,6 +83,9 @@ def main(argv: list[str]) -> None:
     from kaskade.main import cli  # type: ignore[import-not-found]
 
     deserializers.SchemaRegistryClient = with_numeric_conf(deserializers.SchemaRegistryClient)
+    server = os.environ.get(SERVER_PID_ENV, "")
+    if server.isdigit():
+        watch_server(int(server), lambda: os._exit(0))
     sys.argv = ["kaskade", *argv]
     cli()
 

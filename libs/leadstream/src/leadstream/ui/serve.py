@@ -1,12 +1,14 @@
 """Serve kaskade with textual-serve. Run by ``leadstream ui`` with kaskade's own interpreter.
 
 Usage: ``python serve.py --host H --port P --public-url URL --title T -- <kaskade args>``.
-Every browser tab that opens the page gets its own kaskade process, started by ``launch.py``.
+Every browser tab that opens the page gets its own kaskade process, started by ``launch.py``;
+each ends when this server is gone.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -26,6 +28,8 @@ def main(argv: list[str]) -> None:
 
     from textual_serve.server import Server
 
+    # Each app process watches this one and ends when it is gone (launch.py).
+    os.environ["LEADSTREAM_UI_SERVER_PID"] = str(os.getpid())
     command = shlex.join([sys.executable, str(LAUNCH), *kaskade])
     server = Server(
         command, host=args.host, port=args.port, title=args.title, public_url=args.public_url
