@@ -84,10 +84,12 @@ class Worker:
         }
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self, timeout: float = 60.0) -> None:
+    def start(self, timeout: float = 60.0, script: Path | None = None) -> None:
+        """Start ``leadstream-jobs`` (or ``script``, a program that runs it)."""
+        argv = [str(script)] if script is not None else ["-m", "leadstream_jobs.app"]
         with self.log.open("ab") as fh:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "leadstream_jobs.app"],
+                [sys.executable, *argv],
                 cwd=ROOT,
                 env=self.env,
                 stdout=fh,
@@ -385,3 +387,50 @@ def test_an_aborted_transaction_right_after_a_partitions_first_delta_does_not_st
         time.sleep(0.3)
     assert _table_committed(settings) == 5, worker.tail()  # past the delta at offset 4
     assert worker.terminate() == 0, worker.tail()
+
+
+UNFIXED = """
+# leadstream-jobs with faust's own head-gap rule (GapConsumer's fix undone) and a quick watch
+from leadstream_jobs import transport, watch
+from leadstream_jobs.app import main
+
+transport.GapConsumer._fill_head_gap = lambda self, tp: None
+watch.WATCH_EVERY_S = 0.5
+main()
+"""
+
+
+def test_the_watch_restarts_a_table_partition_that_stopped_committing(
+    ready: Settings, serde: Serde, worker: Worker, tmp_path: Path
+) -> None:
+    """The stall the head-gap fix ended, brought back by undoing the fix: the partition is
+    read on and never committed. The watch sees it and starts the service again in place;
+    after the restart faust's own rule gets past the gap, and the delta counts once."""
+    settings = ready
+    job = f"job-{uuid.uuid4().hex[:8]}"
+    script = tmp_path / "jobs_unfixed.py"
+    script.write_text(UNFIXED)
+    worker.env["LEADSTREAM_STALL_LIMIT_S"] = "6"
+    worker.start(script=script)
+    assert worker.proc is not None
+    pid = worker.proc.pid
+    with JobStateView(settings, serde=serde) as view:
+        _delta_txn(settings, job, 1, commit=True)  # offset 0, commit marker 1
+        view.wait_for(job, lambda s: s.received == 1, timeout=30)
+        deadline = time.monotonic() + 30
+        while _table_committed(settings) != 1 and time.monotonic() < deadline:
+            time.sleep(0.3)
+        assert _table_committed(settings) == 1, worker.tail()
+        _delta_txn(settings, job, 100, commit=False)  # offset 2, abort marker 3
+        _delta_txn(settings, job, 2, commit=True)  # offset 4, commit marker 5
+        _delta_txn(settings, job, 4, commit=True)  # offset 6: read past the stuck commit
+        state = view.wait_for(job, lambda s: s.received >= 7, timeout=90)
+        time.sleep(3)  # a delta counted twice would show now
+        state = view.get(job) or state
+    assert state.received == 7, state
+    log = worker.log.read_text(errors="replace")
+    assert "committed nothing of input partition 0" in log, log[-4000:]
+    assert "starting again" in log, log[-4000:]
+    assert worker.proc is not None
+    assert worker.proc.pid == pid  # the same process, started again in place
+    worker.check_alive()

@@ -1,4 +1,5 @@
-"""The jobs service's stall watch: deltas counted and none applied for too long → restart."""
+"""The jobs service's stall watch: deltas counted and none applied for too long, or a partition
+read past its committed offset that stays there too long → restart."""
 
 from __future__ import annotations
 
@@ -91,3 +92,49 @@ def test_the_counter_reports_the_batches_that_hand_out_deltas() -> None:
     outputs = stage.handler([event("created")])
     assert sum(len(o) for o in outputs) == 1
     assert calls == [None]
+
+
+def test_a_partition_read_past_a_committed_offset_that_does_not_move_is_a_stall() -> None:
+    clock = Clock()
+    watch = StallWatch(60.0, clock=clock)
+    watch.positions({0: (10, 5), 1: (20, 21)})  # 0: read past its commit; 1: all committed
+    clock.now += 30
+    watch.positions({0: (12, 5), 1: (40, 41)})  # reading on, committing nothing: still since 0
+    clock.now += 31
+    assert watch.partition_stalled() == (0, pytest.approx(61.0))
+    assert "committed nothing of input partition 0 for 61s" in (watch.stall() or "")
+    watch.positions({0: (12, 8), 1: (40, 41)})  # committed moved: waiting starts again
+    assert watch.partition_stalled() is None
+    clock.now += 61
+    assert watch.partition_stalled() == (0, pytest.approx(61.0))
+
+
+def test_positions_with_nothing_uncommitted_are_never_a_stall() -> None:
+    clock = Clock()
+    watch = StallWatch(60.0, clock=clock)
+    for _ in range(5):
+        # idle after its last commit (read 9, committed 10); right after a restart's seek
+        # (read = committed = 7); never read; never committed and nothing read
+        watch.positions({0: (9, 10), 1: (7, 7), 2: (None, 4), 3: (None, None)})
+        clock.now += 100
+    assert watch.partition_stalled() is None
+    assert watch.stall() is None
+
+
+def test_a_partition_no_longer_reported_is_forgotten() -> None:
+    clock = Clock()
+    watch = StallWatch(60.0, clock=clock)
+    watch.positions({0: (10, 5), 1: (3, None)})  # 1: read, never committed
+    clock.now += 61
+    assert watch.partition_stalled() is not None
+    watch.positions({})  # both went to another instance
+    assert watch.partition_stalled() is None
+
+
+def test_positions_that_stop_coming_keep_their_age() -> None:
+    """The reports come from the table app's loop: a loop that stops reporting is stuck."""
+    clock = Clock()
+    watch = StallWatch(60.0, clock=clock)
+    watch.positions({2: (10, 5)})
+    clock.now += 61
+    assert watch.partition_stalled() == (2, pytest.approx(61.0))

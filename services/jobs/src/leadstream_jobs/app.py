@@ -137,6 +137,7 @@ def run(settings: JobsSettings) -> None:
             codec=JobStateCodec(codec=state_codec),
             health=health,
             on_applied=stall.applied,
+            on_positions=stall.positions,
         )
         stall.start(lambda reason: restart_in_place(reason, time.time()))
         worker = faust.Worker(

@@ -37,8 +37,10 @@ from leadstream_jobs.delta import Delta
 from leadstream_jobs.logic import already_applied, apply_delta, delta_event_id
 from leadstream_jobs.topology import STATE_TOPIC, TopologyError
 from leadstream_jobs.transport import Transport
+from leadstream_jobs.watch import Positions
 
 log = logging.getLogger(__name__)
+POSITIONS_EVERY_S = 2.0
 HealthProbe = Callable[[], tuple[bool, dict[str, object]]]
 
 DELTAS_APPLIED = Counter("leadstream_jobs_deltas_applied", "Deltas applied to the job table")
@@ -81,8 +83,10 @@ def build_app(
     codec: JobStateCodec,
     health: HealthProbe,
     on_applied: Callable[[], None] | None = None,
+    on_positions: Callable[[Positions], None] | None = None,
 ) -> faust.App:
-    """The table app, not started; ``on_applied`` is called for each delta it takes."""
+    """The table app, not started; ``on_applied`` is called for each delta it takes, and
+    ``on_positions`` every few seconds with the read and committed offsets of its input."""
     app_id = settings.topic(f"{settings.consumer_group}-table")
     data_dir = Path(settings.data_dir).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)  # faust makes only the last level
@@ -166,6 +170,24 @@ def build_app(
             DELTAS_APPLIED.inc()
 
     app.agent(deltas, name="jobs-table")(apply_deltas)
+    if on_positions is not None:
+        report = on_positions
+
+        async def report_positions() -> None:
+            consumer: Any = app.consumer  # faust's bookkeeping (GapConsumer's, transport.py)
+            topic = deltas.get_topic_name()
+            report(
+                {
+                    tp.partition: (
+                        consumer._read_offset.get(tp),
+                        consumer._committed_offset.get(tp),
+                    )
+                    for tp in consumer.assignment()
+                    if tp.topic == topic
+                }
+            )
+
+        app.timer(POSITIONS_EVERY_S, name="jobs-table-positions")(report_positions)
     JOBS_BY_STATUS.states = table.data
 
     async def healthz(view: Any, request: Any) -> Any:
