@@ -361,6 +361,21 @@ def _table_committed(settings: Settings) -> int | None:
         consumer.close()
 
 
+def _head_gap_after_offset_0(
+    settings: Settings, view: JobStateView, worker: Worker, job: str
+) -> None:
+    """Partition 0 of ``jobs.deltas``: a delta at offset 0 (+1 for the job), applied and
+    committed (1); an aborted transaction at 2–3; a delta at 4 (+2)."""
+    _delta_txn(settings, job, 1, commit=True)  # offset 0, commit marker 1
+    view.wait_for(job, lambda s: s.received == 1, timeout=30)
+    deadline = time.monotonic() + 30
+    while _table_committed(settings) != 1 and time.monotonic() < deadline:
+        time.sleep(0.3)
+    assert _table_committed(settings) == 1, worker.tail()
+    _delta_txn(settings, job, 100, commit=False)  # offset 2, abort marker 3
+    _delta_txn(settings, job, 2, commit=True)  # offset 4, commit marker 5
+
+
 def test_an_aborted_transaction_right_after_a_partitions_first_delta_does_not_stop_it(
     ready: Settings, serde: Serde, worker: Worker
 ) -> None:
@@ -372,14 +387,7 @@ def test_an_aborted_transaction_right_after_a_partitions_first_delta_does_not_st
     job = f"job-{uuid.uuid4().hex[:8]}"
     worker.start()
     with JobStateView(settings, serde=serde) as view:
-        _delta_txn(settings, job, 1, commit=True)  # offset 0, commit marker 1
-        view.wait_for(job, lambda s: s.received == 1, timeout=30)
-        deadline = time.monotonic() + 30
-        while _table_committed(settings) != 1 and time.monotonic() < deadline:
-            time.sleep(0.3)
-        assert _table_committed(settings) == 1, worker.tail()
-        _delta_txn(settings, job, 100, commit=False)  # offset 2, abort marker 3
-        _delta_txn(settings, job, 2, commit=True)  # offset 4, commit marker 5
+        _head_gap_after_offset_0(settings, view, worker, job)
         state = view.wait_for(job, lambda s: s.received >= 3, timeout=40)
         assert state.received == 3, state
     deadline = time.monotonic() + 30
@@ -415,14 +423,7 @@ def test_the_watch_restarts_a_table_partition_that_stopped_committing(
     assert worker.proc is not None
     pid = worker.proc.pid
     with JobStateView(settings, serde=serde) as view:
-        _delta_txn(settings, job, 1, commit=True)  # offset 0, commit marker 1
-        view.wait_for(job, lambda s: s.received == 1, timeout=30)
-        deadline = time.monotonic() + 30
-        while _table_committed(settings) != 1 and time.monotonic() < deadline:
-            time.sleep(0.3)
-        assert _table_committed(settings) == 1, worker.tail()
-        _delta_txn(settings, job, 100, commit=False)  # offset 2, abort marker 3
-        _delta_txn(settings, job, 2, commit=True)  # offset 4, commit marker 5
+        _head_gap_after_offset_0(settings, view, worker, job)
         _delta_txn(settings, job, 4, commit=True)  # offset 6: read past the stuck commit
         state = view.wait_for(job, lambda s: s.received >= 7, timeout=90)
         time.sleep(3)  # a delta counted twice would show now

@@ -29,7 +29,10 @@ WATCH_EVERY_S = 1.0
 
 
 def alive(pid: int) -> bool:
-    """Whether process ``pid`` runs (a zombie, dead but not yet reaped, does not)."""
+    """Whether process ``pid`` runs (a zombie, dead but not yet reaped, does not).
+
+    Like ``leadstream.infra.process.pid_alive``, which this file cannot import: it runs in
+    kaskade's environment, where LeadStream is not installed."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
