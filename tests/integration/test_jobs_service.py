@@ -214,15 +214,27 @@ def _job1_outputs(settings: Settings, job: str) -> None:
         [(b"batch-1", b"x", [("job_id", job.encode()), ("count", b"200")])],
     )
     # A stage transaction that aborted: read_committed readers never see these.
+    aborted = _contacts(job, 25, 1000, verdict="deliverable")
+    _transaction(settings, "contacts.verified", aborted, commit=False)
+
+
+def _transaction(
+    settings: Settings, topic: str, items: Items, *, commit: bool, partition: int | None = None
+) -> None:
+    """``items`` on ``topic`` in one Kafka transaction, committed or aborted."""
     producer = Producer(
         {"bootstrap.servers": settings.kafka_bootstrap, "transactional.id": f"it-{uuid.uuid4()}"}
     )
     producer.init_transactions(30)
     producer.begin_transaction()
-    for key, value, headers in _contacts(job, 25, 1000, verdict="deliverable"):
-        producer.produce(settings.topic("contacts.verified"), value, key, headers=headers)
+    where = {} if partition is None else {"partition": partition}
+    for key, value, headers in items:
+        producer.produce(settings.topic(topic), value, key, headers=headers, **where)
     producer.flush(30)
-    producer.abort_transaction(30)
+    if commit:
+        producer.commit_transaction(30)
+    else:
+        producer.abort_transaction(30)
 
 
 def _is_job1(state: JobState, synced: int) -> bool:
@@ -336,18 +348,8 @@ def test_jobs_worker_counts_exactly_across_a_crash(
 
 def _delta_txn(settings: Settings, job: str, received: int, *, commit: bool) -> None:
     """One transaction of one delta on ``jobs.deltas`` partition 0, as the counter writes."""
-    producer = Producer(
-        {"bootstrap.servers": settings.kafka_bootstrap, "transactional.id": f"it-{uuid.uuid4()}"}
-    )
-    producer.init_transactions(30)
-    producer.begin_transaction()
     value = json.dumps(Delta(counts={"contacts.raw": received}).to_wire()).encode()
-    producer.produce(settings.topic("jobs.deltas"), value, job.encode(), partition=0)
-    producer.flush(30)
-    if commit:
-        producer.commit_transaction(30)
-    else:
-        producer.abort_transaction(30)
+    _transaction(settings, "jobs.deltas", [(job.encode(), value, None)], commit=commit, partition=0)
 
 
 def _table_committed(settings: Settings) -> int | None:

@@ -60,8 +60,9 @@ class StallWatch:
                 if read is None or (committed is not None and read <= committed):
                     continue
                 seen = self._uncommitted.get(partition)
-                same = seen is not None and seen[0] == committed
-                uncommitted[partition] = seen if same and seen is not None else (committed, now)
+                if seen is None or seen[0] != committed:
+                    seen = (committed, now)  # newly behind, or committed since: count anew
+                uncommitted[partition] = seen
             self._uncommitted = uncommitted
 
     def stalled_for(self) -> float | None:
